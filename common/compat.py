@@ -1,0 +1,77 @@
+"""Make Chainer 7.8.1 (the last release, 2020) import and run on current Python and NumPy.
+
+Chainer is frozen upstream; this module patches the few things it needs from its
+environment that no longer exist, and nothing else.  It is applied by ``common/__init__.py``
+before anything imports chainer, so ``import common`` (or any ``common.*`` module) is enough.
+Each patch is applied only when the thing it replaces is missing, and each has a test in
+``tests/test_compat.py`` that exercises the code path which fails without it.
+
+Patches
+-------
+numpy.sctypes
+    Removed in NumPy 2.0.  ``chainer.functions.array.as_strided`` reads it at import time
+    (``np.sctypes['int']``), so ``import chainer`` fails without it, and again in its
+    backward pass (``np.sctypes['float']``).
+numpy.distutils
+    Removed for Python >= 3.12 (and deprecated in NumPy 2.x).  ``chainer._environment_check``
+    imports ``numpy.distutils.system_info`` at import time, only to look for Apple's
+    Accelerate BLAS on macOS.  The stand-in reports no BLAS information, which skips that
+    macOS-only warning.
+
+``pkg_resources`` (also imported by ``chainer._environment_check``) is not patched: setup.py
+requires ``setuptools<81``, the last releases that ship it.  Its deprecation warning, printed on
+every ``import chainer``, is silenced, since nothing here can act on it.
+"""
+import importlib
+import sys
+import types
+import warnings
+
+import numpy
+
+APPLIED = []  # names of the patches applied in this process, for tests and `python -m common.env`
+
+
+def _restore_sctypes():
+    if 'sctypes' in numpy.__dict__:
+        return
+    try:  # NumPy 2.x raises AttributeError from its module __getattr__ for removed names
+        numpy.sctypes
+        return
+    except AttributeError:
+        pass
+    # The NumPy 1.x table, restricted to the types NumPy 2 still has.
+    numpy.sctypes = {
+        'int': [numpy.int8, numpy.int16, numpy.int32, numpy.int64],
+        'uint': [numpy.uint8, numpy.uint16, numpy.uint32, numpy.uint64],
+        'float': [numpy.float16, numpy.float32, numpy.float64, numpy.longdouble],
+        'complex': [numpy.complex64, numpy.complex128, numpy.clongdouble],
+        'others': [bool, object, bytes, str, numpy.void],
+    }
+    APPLIED.append('numpy.sctypes')
+
+
+def _stand_in_numpy_distutils():
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', DeprecationWarning)
+        try:
+            importlib.import_module('numpy.distutils.system_info')
+            return
+        except ImportError:
+            pass
+    distutils = types.ModuleType('numpy.distutils')
+    distutils.__doc__ = 'Stand-in from common.compat: numpy.distutils is gone on this Python.'
+    system_info = types.ModuleType('numpy.distutils.system_info')
+    system_info.get_info = lambda name, notfound_action=0: {}
+    distutils.system_info = system_info
+    numpy.distutils = distutils  # chainer reads it as an attribute of numpy
+    sys.modules['numpy.distutils'] = distutils
+    sys.modules['numpy.distutils.system_info'] = system_info
+    APPLIED.append('numpy.distutils')
+
+
+def apply():
+    """Apply every patch that this Python and NumPy need.  Idempotent."""
+    warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
+    _restore_sctypes()
+    _stand_in_numpy_distutils()
