@@ -1,0 +1,98 @@
+"""Build a convolutional AutoEncoder from a table that reads like the record's diagram.
+
+Each experiment's ``net.py`` lists its boxes, one :class:`Box` per line, encoder then
+decoder, and subclasses :class:`AutoEncoder` with that table.  Every box is
+"convolution, activation, BatchNormalization" in that order (SPEC.md, "Decision on order").
+The last encoder box's output after its activation is the latent variable; that box's
+BatchNormalization is the first step of decoding.
+"""
+import collections
+
+import common  # noqa: F401  (Chainer compatibility)
+import chainer
+import chainer.functions as F
+import chainer.links as L
+
+#: One box of the diagram.  ``op`` is 'conv' (Convolution2D) or 'deconv' (Deconvolution2D);
+#: ``activation`` names a chainer.functions function; ``batch_norm`` is False only for the output.
+Box = collections.namedtuple(
+    'Box', 'name op out_channels ksize stride pad activation batch_norm')
+Box.__new__.__defaults__ = (True,)
+
+ACTIVATIONS = {
+    'leaky_relu': F.leaky_relu,  # Chainer's default slope, 0.2 ("ReakyLeRU" in the record)
+    'tanh': F.tanh,
+    'softplus': F.softplus,
+}
+CONVOLUTIONS = {'conv': L.Convolution2D, 'deconv': L.Deconvolution2D}
+
+
+class Block(chainer.Chain):
+    """One box: convolution, activation, then (optionally) BatchNormalization."""
+
+    def __init__(self, box, in_channels):
+        super().__init__()
+        self.activation = ACTIVATIONS[box.activation]
+        with self.init_scope():
+            self.conv = CONVOLUTIONS[box.op](in_channels, box.out_channels, box.ksize,
+                                             box.stride, box.pad)
+            if box.batch_norm:
+                self.bn = L.BatchNormalization(box.out_channels)
+
+    def activate(self, x):
+        """Convolution and activation, without the BatchNormalization."""
+        return self.activation(self.conv(x))
+
+    def normalize(self, h):
+        return self.bn(h) if hasattr(self, 'bn') else h
+
+    def forward(self, x):
+        return self.normalize(self.activate(x))
+
+
+class AutoEncoder(chainer.Chain):
+    """An AutoEncoder whose layers are the class attributes ENCODER and DECODER (tables of Box).
+
+    ``encode(x)`` returns the latent variable (the activation of the last encoder box),
+    ``decode(z)`` starts with that box's BatchNormalization, ``forward(x) = decode(encode(x))``.
+    Links are named after the boxes (enc1/conv/W, enc1/bn/gamma, ...).
+    """
+
+    ENCODER = ()
+    DECODER = ()
+    IN_CHANNELS = 1
+
+    def __init__(self):
+        super().__init__()
+        in_channels = self.IN_CHANNELS
+        with self.init_scope():
+            for box in self.ENCODER + self.DECODER:
+                setattr(self, box.name, Block(box, in_channels))
+                in_channels = box.out_channels
+
+    @property
+    def encoder(self):
+        return [self[box.name] for box in self.ENCODER]
+
+    @property
+    def decoder(self):
+        return [self[box.name] for box in self.DECODER]
+
+    def encode(self, x):
+        *blocks, latent = self.encoder
+        h = x
+        for block in blocks:
+            h = block(h)
+        return latent.activate(h)
+
+    def decode(self, z):
+        h = self.encoder[-1].normalize(z)
+        for block in self.decoder:
+            h = block(h)
+        return h
+
+    def forward(self, x):
+        return self.decode(self.encode(x))
+
+    def count_params(self):
+        return sum(param.size for param in self.params())
