@@ -7,6 +7,7 @@ Chainer's own examples, and writes the results folder.
 """
 import argparse
 import datetime
+import functools
 import glob
 import json
 import os
@@ -30,6 +31,7 @@ from common import spectrogram as sp
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_CORPUS = os.path.join(REPOSITORY, 'data', 'demo')
 SNAPSHOT = 'snapshot_iter_{.updater.iteration}'
+save_npz = functools.partial(chainer.serializers.save_npz, compression=False)
 RUN_FILES = ('log', 'summary.json', 'model.npz')  # a folder holding any of these holds a run
 
 
@@ -139,7 +141,8 @@ def build_trainer(args, net, corpus, device):
 
     updater = training.updaters.StandardUpdater(train_iter, optimizer, device=device)
     trainer = training.Trainer(updater, (args.epoch, 'epoch'), out=args.out)
-    snapshot = extensions.snapshot(filename=SNAPSHOT, n_retains=2)
+    # Uncompressed: 400 MB of float32 weights hardly compress, and zlib costs seconds per epoch.
+    snapshot = extensions.snapshot(savefun=save_npz, filename=SNAPSHOT, n_retains=2)
     trainer.extend(ext.StopOnNonFinite())
     trainer.extend(ext.SnapshotOnInterrupt(snapshot), name='snapshot_on_interrupt')
     trainer.extend(extensions.Evaluator(validation_iter, model, device=device))
@@ -249,7 +252,7 @@ def train(experiment_id, net_class, args):
             e, kept[-1] if kept else 'none'))
     except ext.Interrupted as e:
         raise UsageError('{}; snapshot written, continue with --resume'.format(e))
-    chainer.serializers.save_npz(os.path.join(args.out, 'model.npz'), net)
+    save_npz(os.path.join(args.out, 'model.npz'), net)
     summary = write_summary(os.path.join(args.out, 'summary.json'), experiment_id, args, net,
                             corpus, trainer, device)
     print('finished in {:.1f} min: training MSE {}, validation MSE {}; results in {}'.format(

@@ -9,6 +9,7 @@ import math
 import signal
 
 import common  # noqa: F401
+import chainer
 from chainer.training import extension
 
 
@@ -35,9 +36,12 @@ class StopOnNonFinite(extension.Extension):
 
     def __call__(self, trainer):
         value = trainer.observation.get(self.key)
-        if value is not None and not math.isfinite(float(value)):
+        if value is None:
+            return
+        value = float(chainer.as_array(value))  # one scalar from the GPU per iteration
+        if not math.isfinite(value):
             updater = trainer.updater
-            raise NonFiniteLoss(float(value), updater.epoch_detail, updater.iteration)
+            raise NonFiniteLoss(value, updater.epoch_detail, updater.iteration)
 
 
 class SnapshotOnInterrupt(extension.Extension):

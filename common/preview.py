@@ -32,10 +32,9 @@ class PreviewSample:
 
 def utterance_sample(path, folder='utterance', title=None):
     """A whole recording as a preview sample: min-max scaled as a whole (SPEC step 2)."""
-    wave = audio.load(path)
-    scaled = sp.normalize_utterance(wave)
-    return PreviewSample(folder, title or os.path.basename(path), scaled,
-                         sp.utterance_spectrogram(scaled))
+    scaled, _ = sp.normalize_batch(audio.load(path)[None])
+    return PreviewSample(folder, title or os.path.basename(path), scaled[0],
+                         sp.utterance_to_spectrogram(scaled[0], scale=False))
 
 
 def pysptk_sample():

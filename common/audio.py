@@ -1,0 +1,155 @@
+"""Reading and writing audio files (SPEC.md, "Input spectrogram", step 1: 16000 Hz, mono).
+
+:func:`load` decodes WAV, FLAC and OGG files through soundfile (libsndfile) at any sample rate
+and sample format, averages the channels and resamples to 16 kHz with a polyphase filter.
+Anything it cannot use raises :class:`AudioError`, whose one-line message starts with the path.
+:func:`save` writes 16-bit PCM WAV atomically.
+"""
+import math
+import os
+import re
+import tempfile
+
+import numpy
+import scipy.signal
+import soundfile
+
+from common.spectrogram import SAMPLE_RATE
+
+_MISSING_DATA = re.compile(r'^data\s*:\s*(\d+)\s*\(should be (\d+)\)', re.MULTILINE)
+_STREAMING_DATA_SIZES = (0, 0xFFFFFFFF, 0x7FFFFFFF)  # placeholders of writers that stream WAV
+
+
+class AudioError(Exception):
+    """An audio file that cannot be used: the message is 'PATH: reason', on one line."""
+
+    def __init__(self, path, reason):
+        self.path = os.fspath(path)
+        self.reason = ' '.join(str(reason).split())  # one line, whatever libsndfile said
+        super().__init__('%s: %s' % (self.path, self.reason))
+
+
+def _truncation(info):
+    """Why libsndfile's header report says the file was cut short, or None."""
+    extra = info.extra_info or ''
+    for declared, present in _MISSING_DATA.findall(extra):
+        declared, present = int(declared), int(present)
+        if declared > present and declared not in _STREAMING_DATA_SIZES:
+            return 'truncated (header declares %d data bytes, file holds %d)' % (declared, present)
+    if 'lacks an end-of-stream' in extra:
+        return 'truncated (last Ogg page lacks the end-of-stream mark)'
+    if 'Junk after the last page' in extra:
+        return 'truncated (incomplete Ogg page at the end of the file)'
+    return None
+
+
+def read(path):
+    """Decode a file as soundfile sees it: (float32 (frames, channels) samples, sample rate).
+
+    Raises AudioError when the file is missing, empty, not audio, truncated, or has no samples.
+    No checks on the sample values (see :func:`load`).
+    """
+    path = os.fspath(path)
+    try:
+        size = os.path.getsize(path)
+    except OSError as error:
+        raise AudioError(path, 'cannot open (%s)' % (error.strerror or error)) from None
+    if os.path.isdir(path):
+        raise AudioError(path, 'is a folder, not an audio file')
+    if size == 0:
+        raise AudioError(path, 'empty file (0 bytes)')
+    try:
+        with soundfile.SoundFile(path) as sound:
+            truncated = _truncation(sound)
+            declared = sound.frames
+            samples = sound.read(dtype='float32', always_2d=True)
+            rate = sound.samplerate
+    except (soundfile.SoundFileError, RuntimeError, TypeError, ValueError) as error:
+        message = str(error)
+        prefix = 'Error opening %r: ' % path  # soundfile's own prefix: say the path once
+        if message.startswith(prefix):
+            message = message[len(prefix):]
+        if 'lost sync' in message or 'end of stream' in message.lower():
+            raise AudioError(path, 'truncated or corrupt (%s)' % message) from None
+        raise AudioError(path, 'not readable as audio (%s)' % message) from None
+    except MemoryError:
+        raise AudioError(path, 'too large to decode in memory') from None
+    if truncated:
+        raise AudioError(path, truncated)
+    if 0 < declared and len(samples) < declared:
+        raise AudioError(path, 'truncated (header declares %d frames, decoded %d)'
+                         % (declared, len(samples)))
+    if samples.size == 0:
+        raise AudioError(path, 'no audio samples')
+    if rate <= 0:
+        raise AudioError(path, 'invalid sample rate %r' % rate)
+    return samples, rate
+
+
+def resample(wave, rate):
+    """SPEC step 1: a 1-D wave at `rate` Hz -> float32 at 16000 Hz.
+
+    scipy.signal.resample_poly with the rational factor 16000 / rate reduced by their gcd
+    (e.g. 44100 Hz: up 160, down 441), i.e. a Kaiser-windowed polyphase FIR low-pass.
+    """
+    wave = numpy.asarray(wave, dtype=numpy.float32)
+    rate = int(rate)
+    if rate == SAMPLE_RATE:
+        return wave
+    common_factor = math.gcd(SAMPLE_RATE, rate)
+    up, down = SAMPLE_RATE // common_factor, rate // common_factor
+    return scipy.signal.resample_poly(wave, up, down).astype(numpy.float32, copy=False)
+
+
+def load(path):
+    """SPEC step 1: an audio file -> float32 mono 1-D wave at 16000 Hz.
+
+    WAV, FLAC and OGG (anything libsndfile reads), any sample rate, 8/16/24/32-bit integer or
+    float samples, any number of channels (averaged).  Raises AudioError ('PATH: reason') for a
+    missing, empty, non-audio or truncated file, and for one whose samples are NaN/Inf or all
+    equal (silent).
+    """
+    path = os.fspath(path)
+    samples, rate = read(path)
+    if not numpy.isfinite(samples).all():
+        raise AudioError(path, 'has NaN or Inf samples')
+    mono = samples.mean(axis=1, dtype=numpy.float32) if samples.shape[1] > 1 else samples[:, 0]
+    if mono.max() == mono.min():
+        raise AudioError(path, 'all-silent (every sample is %g)' % mono[0])
+    wave = resample(mono, rate)
+    if wave.size == 0:
+        raise AudioError(path, 'too short to resample (%d samples at %d Hz)' % (len(mono), rate))
+    return numpy.ascontiguousarray(wave, dtype=numpy.float32)
+
+
+def save(path, wave, sample_rate=SAMPLE_RATE):
+    """Write a mono wave as 16-bit PCM WAV, clipped to [-1, 1], atomically.
+
+    The samples go to a temporary file in the target folder, which is then renamed over `path`
+    (os.replace), so `path` is either the old file or the complete new one, and an error leaves
+    no partial file.  Raises ValueError for a wave that is not 1-D, empty, or has NaN/Inf samples,
+    or a sample rate that is not a positive integer.
+    """
+    path = os.fspath(path)
+    wave = numpy.asarray(wave, dtype=numpy.float64)
+    if wave.ndim != 1 or wave.size == 0:
+        raise ValueError('%s: save takes a non-empty 1-D wave, got shape %s' % (path, wave.shape))
+    if not numpy.isfinite(wave).all():
+        raise ValueError('%s: wave has NaN or Inf samples' % path)
+    if int(sample_rate) != sample_rate or sample_rate <= 0:
+        raise ValueError('%s: sample rate must be a positive integer, got %r' % (path, sample_rate))
+    pcm = numpy.round(numpy.clip(wave, -1, 1) * 32767).astype(numpy.int16)
+    folder = os.path.dirname(os.path.abspath(path))
+    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix='.%s.' % os.path.basename(path),
+                                             suffix='.tmp')
+    try:
+        with os.fdopen(descriptor, 'wb') as stream:
+            soundfile.write(stream, pcm, int(sample_rate), subtype='PCM_16', format='WAV')
+        os.chmod(temporary, 0o644)  # mkstemp makes 0600; give the usual mode of a new file
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
