@@ -20,3 +20,32 @@ def load_experiment_module(experiment_id, name='net'):
 @pytest.fixture(scope='session')
 def bc7db4a2_net():
     return load_experiment_module('bc7db4a2').Net
+
+
+# A tiny but complete training run: the full network on CPU at minibatch 2.
+TINY_RUN = ['--gpu', '-1', '--epoch', '2', '--batchsize', '2', '--excerpts-per-epoch', '4',
+            '--validation-excerpts', '2']
+
+
+def run_experiment(experiment_id, *flags, timeout=600):
+    """``python <experiment>/train.py FLAGS`` as a user runs it; returns the CompletedProcess."""
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, os.path.join(REPOSITORY, experiment_id, 'train.py')]
+                          + list(flags), capture_output=True, text=True, timeout=timeout,
+                          cwd=REPOSITORY)
+
+
+@pytest.fixture(scope='session', autouse=True)
+def private_corpus_cache(tmp_path_factory):
+    """Decoded-corpus caches of the test session go to a temporary folder, not ~/.cache."""
+    os.environ['XDG_CACHE_HOME'] = str(tmp_path_factory.mktemp('cache'))
+
+
+@pytest.fixture(scope='session')
+def bc7db4a2_run(tmp_path_factory):
+    """The results folder of a finished tiny bc7db4a2 run on the demo corpus."""
+    out = tmp_path_factory.mktemp('results') / 'bc7db4a2'
+    result = run_experiment('bc7db4a2', *TINY_RUN, '--out', str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
