@@ -73,12 +73,15 @@ def default_cache_dir():
 def find_audio_files(root):
     """Relative paths ('/'-separated, sorted) of the .wav/.flac/.ogg files under root.
 
-    Recursive, extensions case-insensitive; folders whose name starts with '.' are not entered.
+    Recursive, extensions case-insensitive.  Hidden files and folders (name starting with '.',
+    e.g. macOS '._*' resource forks, caches) are left out.
     """
     found = []
     for folder, subfolders, names in os.walk(root):
         subfolders[:] = sorted(name for name in subfolders if not name.startswith('.'))
         for name in names:
+            if name.startswith('.'):
+                continue
             if os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS:
                 relative = os.path.relpath(os.path.join(folder, name), root)
                 found.append(relative.replace(os.sep, '/'))
@@ -91,8 +94,12 @@ def _fingerprint(root, relative_paths):
     digest.update(repr((CACHE_FORMAT, SAMPLE_RATE, EXCERPT_LENGTH,
                         os.path.abspath(root))).encode('utf-8'))
     for relative in relative_paths:
-        status = os.stat(os.path.join(root, relative))
-        digest.update(repr((relative, status.st_size, status.st_mtime_ns)).encode('utf-8'))
+        try:
+            status = os.stat(os.path.join(root, relative))
+            entry = (relative, status.st_size, status.st_mtime_ns)
+        except OSError:  # gone or unreadable since the scan: decoding will say why
+            entry = (relative, None, None)
+        digest.update(repr(entry).encode('utf-8'))
     return digest.hexdigest()
 
 
@@ -307,8 +314,8 @@ class TrainingExcerpts(chainer.dataset.DatasetMixin):
     random offset in a file chosen in proportion to its usable length.  Windows the silence rules
     reject are redrawn, up to MAX_DRAWS times, then CorpusError.
 
-    Randomness: a numpy Generator seeded from `seed` in the process that first uses it (one
-    process: reproducible).  In any other process, e.g. a worker of
+    Randomness: a numpy Generator seeded from `seed` in the process that created the dataset
+    (one process: reproducible).  In any other process, e.g. a worker of
     chainer.iterators.MultiprocessIterator, it is re-seeded from (seed, pid, a counter) on first
     use there, so workers never repeat each other's draws.
     """
@@ -321,7 +328,7 @@ class TrainingExcerpts(chainer.dataset.DatasetMixin):
         self.seed = int(seed)
         self._rng = None
         self._rng_pid = None
-        self._first_pid = None
+        self._home_pid = os.getpid()  # the process whose draws follow `seed` alone
 
     def __len__(self):
         return self.n_excerpts
@@ -337,8 +344,7 @@ class TrainingExcerpts(chainer.dataset.DatasetMixin):
         """This process's Generator (created or re-seeded when the process changes)."""
         pid = os.getpid()
         if self._rng is None or self._rng_pid != pid:
-            if self._first_pid is None or self._first_pid == pid:
-                self._first_pid = pid
+            if pid == self._home_pid:
                 entropy = self.seed
             else:
                 entropy = [self.seed, pid, next(_RESEEDS)]

@@ -6,13 +6,13 @@ number of frames, number of kept bins, excerpt length and the log floor.  Everyt
 
 The steps of SPEC.md, and where each one is implemented:
 
-1. resample to 16000 Hz mono ............................. :func:`common.audio.load`
+1. resample to 16000 Hz mono ......................... :func:`common.audio.load`
 2. excerpt of 16896 samples, min-max scaled to [-1, 1],
-   rejected as silence when max == min or RMS > 0.5 ....... :func:`normalize`
-3. 32 frames of 1024 samples, hop 512, Hamming window ..... :func:`frame`, :func:`stft`
-4. |FFT| / 1024 ........................................... :func:`stft`, :func:`magnitude_to_spectrogram`
-5. bins 1..256 (DC dropped, up to 4000 Hz) ................ :func:`magnitude_to_spectrogram`
-6. clip below 1e-3, natural log, negate ................... :func:`magnitude_to_spectrogram`
+   rejected as silence when max == min or RMS > 0.5 ... :func:`normalize`, normalize_batch
+3. 32 frames of 1024 samples, hop 512, Hamming window . :func:`frame`, :func:`stft`
+4. |FFT| / 1024 ....................................... :func:`stft`, magnitude_to_spectrogram
+5. bins 1..256 (DC dropped, up to 4000 Hz) ............ :func:`magnitude_to_spectrogram`
+6. clip below 1e-3, natural log, negate ............... :func:`magnitude_to_spectrogram`
 
 :func:`to_spectrogram` (one excerpt) and :func:`to_spectrograms` (a batch) run steps 2-6;
 :func:`utterance_to_spectrogram` runs them on a whole utterance of any length.
@@ -55,9 +55,9 @@ def n_frames(n_samples):
     return 1 + (n_samples - FRAME_LENGTH) // HOP_LENGTH
 
 
-def wave_length(n_frames_):
-    """Number of samples covered by n_frames_ frames: (T - 1) * 512 + 1024."""
-    return (n_frames_ - 1) * HOP_LENGTH + FRAME_LENGTH
+def wave_length(frame_count):
+    """Number of samples covered by frame_count frames: (T - 1) * 512 + 1024."""
+    return (frame_count - 1) * HOP_LENGTH + FRAME_LENGTH
 
 
 # ---------------------------------------------------------------------------------------------
@@ -77,16 +77,18 @@ def normalize_batch(excerpts):
     if excerpts.ndim != 2 or excerpts.shape[1] == 0:
         raise ValueError('normalize_batch takes (N, L) excerpts, got shape %s' % (excerpts.shape,))
     low = excerpts.min(axis=1, keepdims=True)
-    high = excerpts.max(axis=1, keepdims=True)
-    span = high - low
-    finite = numpy.isfinite(span[:, 0])
-    nonzero_span = finite & (span[:, 0] > 0)
-    safe_span = numpy.where(span > 0, span, 1).astype(excerpts.dtype)
+    span = excerpts.max(axis=1, keepdims=True) - low
+    usable_span = numpy.isfinite(span) & (span > 0)
+    half_span = numpy.where(usable_span, span / 2, 1).astype(excerpts.dtype)
     with numpy.errstate(invalid='ignore', over='ignore'):
-        scaled = ((excerpts - low) * (2 / safe_span) - 1).astype(numpy.float32, copy=False)
-        numpy.clip(scaled, -1, 1, out=scaled)  # rounding can step a hair outside [-1, 1]
-        rms = numpy.sqrt(numpy.mean(numpy.square(scaled), axis=1, dtype=numpy.float64))
-    accepted = nonzero_span & (rms <= MAX_RMS)
+        # (x - min) / ((max - min) / 2) - 1 in place.  Rounding is monotonic and
+        # (max - min) / ((max - min) / 2) is exactly 2, so the rows span exactly [-1, 1].
+        scaled = numpy.subtract(excerpts, low)
+        scaled /= half_span
+        scaled -= 1
+        scaled = scaled.astype(numpy.float32, copy=False)
+        mean_square = numpy.einsum('ij,ij->i', scaled, scaled) / scaled.shape[1]
+    accepted = usable_span[:, 0] & (mean_square <= MAX_RMS ** 2)
     return scaled, accepted
 
 
@@ -131,7 +133,7 @@ def stft(wave):
     reconstruction (``to_wave(s, phase=stft(excerpt))``) and for :func:`spectral_convergence`.
     """
     frames = frame(numpy.asarray(wave, dtype=numpy.float32))
-    return scipy.fft.rfft(frames * WINDOW, axis=-1)
+    return scipy.fft.rfft(frames * WINDOW, axis=-1, overwrite_x=True)
 
 
 def magnitude_to_spectrogram(magnitude):
@@ -170,37 +172,57 @@ def spectrogram_to_magnitude(spectrogram):
     return magnitude
 
 
+CHUNK = 32  # excerpts transformed per vectorised call: 4 MiB of frames, kept in cache
+
+
+def _spectrograms_of_scaled(scaled, out):
+    """Steps 3-6 for (n, 16896) scaled excerpts into out, float32 (n, 32, 256)."""
+    spectrum = scipy.fft.rfft(frame(scaled) * WINDOW, axis=-1, overwrite_x=True)
+    magnitude = numpy.abs(spectrum[..., FIRST_BIN:FIRST_BIN + BINS])
+    out[...] = magnitude_to_spectrogram(magnitude)
+
+
 def normalized_to_spectrograms(normalized):
     """SPEC steps 3-6 on excerpts already scaled by :func:`normalize` (step 2).
 
     normalized: (N, 16896) or (16896,).  Returns float32 (N, 1, 32, 256) or (1, 32, 256):
-    (channel, time, frequency).  Vectorised: one strided framing and one real FFT for the batch.
+    (channel, time, frequency).  Vectorised: strided framing and a real FFT over many excerpts
+    at once (in chunks of CHUNK excerpts, which keeps the frames in the CPU cache).
     """
     normalized = numpy.asarray(normalized, dtype=numpy.float32)
     if normalized.shape[-1] != EXCERPT_LENGTH or normalized.ndim not in (1, 2):
         raise ValueError('excerpts must be (N, %d) or (%d,), got shape %s'
                          % (EXCERPT_LENGTH, EXCERPT_LENGTH, normalized.shape))
-    magnitude = numpy.abs(stft(normalized))
-    return magnitude_to_spectrogram(magnitude)[..., None, :, :]
+    rows = normalized.reshape(-1, EXCERPT_LENGTH)
+    out = numpy.empty((len(rows), 1, FRAMES, BINS), dtype=numpy.float32)
+    for start in range(0, len(rows), CHUNK):
+        _spectrograms_of_scaled(rows[start:start + CHUNK], out[start:start + CHUNK, 0])
+    return out if normalized.ndim == 2 else out[0]
 
 
 def to_spectrograms(excerpts):
     """SPEC steps 2-6 for a batch: (N, 16896) raw excerpts -> float32 (N, 1, 32, 256).
 
-    Each excerpt is min-max scaled (step 2) and turned into its spectrogram in one vectorised
-    call.  Raises ValueError for a wrong shape, or naming the indices of excerpts the silence
-    rules reject.
+    Each excerpt is min-max scaled (step 2) and turned into its spectrogram, vectorised over
+    the batch (in chunks of CHUNK excerpts).  Raises ValueError for a wrong shape, or naming the
+    indices of the excerpts the silence rules reject.
     """
     excerpts = numpy.asarray(excerpts)
     if excerpts.ndim != 2 or excerpts.shape[1] != EXCERPT_LENGTH:
-        raise ValueError('excerpts must be (N, %d), got shape %s' % (EXCERPT_LENGTH, excerpts.shape))
-    scaled, accepted = normalize_batch(excerpts)
-    if not accepted.all():
-        rejected = numpy.flatnonzero(~accepted)
+        raise ValueError('excerpts must be (N, %d), got shape %s'
+                         % (EXCERPT_LENGTH, excerpts.shape))
+    out = numpy.empty((len(excerpts), 1, FRAMES, BINS), dtype=numpy.float32)
+    rejected = []
+    for start in range(0, len(excerpts), CHUNK):
+        scaled, accepted = normalize_batch(excerpts[start:start + CHUNK])
+        rejected.extend(start + numpy.flatnonzero(~accepted))
+        if not rejected:
+            _spectrograms_of_scaled(scaled, out[start:start + CHUNK, 0])
+    if rejected:
         shown = ', '.join(str(i) for i in rejected[:10]) + (', ...' if len(rejected) > 10 else '')
         raise ValueError('%d of %d excerpts rejected as silence (max == min, or RMS > %g after '
                          'scaling): index %s' % (len(rejected), len(excerpts), MAX_RMS, shown))
-    return normalized_to_spectrograms(scaled)
+    return out
 
 
 def to_spectrogram(excerpt):
@@ -235,7 +257,7 @@ def utterance_to_spectrogram(wave, scale=True):
         if not numpy.isfinite(wave).all() or wave.max() == wave.min():
             raise ValueError('utterance is constant or not finite: nothing to scale')
         wave = normalize_batch(wave[None])[0][0]
-    return magnitude_to_spectrogram(numpy.abs(stft(wave)))[None]
+    return magnitude_to_spectrogram(numpy.abs(stft(wave)[:, FIRST_BIN:FIRST_BIN + BINS]))[None]
 
 
 # ---------------------------------------------------------------------------------------------
