@@ -26,6 +26,6 @@ setup(
     ],
     extras_require={
         'gpu': ['cupy-cuda12x'],
-        'test': ['pytest'],
+        'test': ['pytest', 'selenium'],  # selenium: the HTML report's headless-browser test
     },
 )

@@ -7,23 +7,15 @@ input and output spectrograms.  On a GPU:
     python bc7db4a2/train.py --gpu 0
 
 The results folder (--out, default results/bc7db4a2) gets the learning curve (loss.png),
-spectrogram images and audio, the log, snapshots, model.npz and summary.json.
+spectrogram images and audio, the log, snapshots, model.npz, summary.json and index.html.
 """
 import sys
 
 import common  # noqa: F401  (Chainer compatibility; must come before chainer)
-from common import experiment
+from common import experiment, protocol
 from net import Net
 
-RECORD = dict(
-    epoch=200,
-    batchsize=50,
-    lr=1e-5,
-    # Not in the record: draws of 1.06 s per epoch from the corpus, and the fixed validation set.
-    excerpts_per_epoch=5000,
-    validation_excerpts=200,
-    preview_interval=10,
-)
+RECORD = dict(epoch=200, batchsize=50, lr=1e-5, **protocol.UNRECORDED)
 
 if __name__ == '__main__':
     sys.exit(experiment.main('bc7db4a2', Net, __doc__, **RECORD))

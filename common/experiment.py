@@ -26,13 +26,14 @@ from chainer.training import extensions
 from common import audio, dataset, env
 from common import extensions as ext
 from common import preview
+from common import report
 from common import spectrogram as sp
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_CORPUS = os.path.join(REPOSITORY, 'data', 'demo')
 SNAPSHOT = 'snapshot_iter_{.updater.iteration}'
 save_npz = functools.partial(chainer.serializers.save_npz, compression=False)
-RUN_FILES = ('log', 'summary.json', 'model.npz')  # a folder holding any of these holds a run
+RUN_FILES = ('log', 'summary.json', 'model.npz', 'index.html')  # a folder holding any of these holds a run
 
 
 class Reconstruction(chainer.Chain):
@@ -255,6 +256,7 @@ def train(experiment_id, net_class, args):
     save_npz(os.path.join(args.out, 'model.npz'), net)
     summary = write_summary(os.path.join(args.out, 'summary.json'), experiment_id, args, net,
                             corpus, trainer, device)
+    report.write_report(args.out)  # index.html: the run's page (python -m common.report)
     print('finished in {:.1f} min: training MSE {}, validation MSE {}; results in {}'.format(
         (time.time() - started) / 60, summary['final_training_mse'],
         summary['final_validation_mse'], args.out))

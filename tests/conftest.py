@@ -42,10 +42,20 @@ def private_corpus_cache(tmp_path_factory):
     os.environ['XDG_CACHE_HOME'] = str(tmp_path_factory.mktemp('cache'))
 
 
+def _finished_run(tmp_path_factory, experiment_id):
+    out = tmp_path_factory.mktemp('results') / experiment_id
+    result = run_experiment(experiment_id, *TINY_RUN, '--out', str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
 @pytest.fixture(scope='session')
 def bc7db4a2_run(tmp_path_factory):
     """The results folder of a finished tiny bc7db4a2 run on the demo corpus."""
-    out = tmp_path_factory.mktemp('results') / 'bc7db4a2'
-    result = run_experiment('bc7db4a2', *TINY_RUN, '--out', str(out))
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out
+    return _finished_run(tmp_path_factory, 'bc7db4a2')
+
+
+@pytest.fixture(scope='session')
+def c9335bce_run(tmp_path_factory):
+    """The results folder of a finished tiny c9335bce run on the demo corpus (same flags)."""
+    return _finished_run(tmp_path_factory, 'c9335bce')
