@@ -1,0 +1,222 @@
+"""Objective quality of a trained AutoEncoder on its validation utterances.
+
+    python -m common.evaluate results/<id> [--dataset DIR] [--gpu N] [--max-files N]
+
+The validation split is recreated as training made it: ``load_corpus(dataset, seed=<the run's
+seed>)`` (dataset: the run's, from summary.json, unless --dataset names another folder).  Each
+validation file is used whole: min-max scaled as a whole into [-1, 1] (SPEC.md step 2, as the
+training previews do) and turned into its (T, 256) spectrogram S; the AutoEncoder reconstructs
+S block by block (32 frames, the last padded, joined again: :mod:`common.inference`).
+
+The reference of the MCD is S rendered with the recording's own STFT phase (S is band-limited
+to 0-4000 Hz, its quiet bins raised to the floor, and so is every rendering), and three
+renderings are measured, all (T - 1) * 512 + 1024 samples long:
+
+- ``griffin_lim_input``: fast Griffin-Lim (100 iterations) of S, what phase reconstruction
+  alone loses (the floor of every Griffin-Lim rendering);
+- ``autoencoder_griffin_lim``: Griffin-Lim of the AutoEncoder's output, what a listener hears;
+- ``autoencoder_true_phase``: the AutoEncoder's output with the recording's own phase, what the
+  network alone loses.
+
+For each (:mod:`common.metrics` states the conventions):
+
+- ``mcd_db``: mel-cepstral distortion against the reference, WORLD (harvest F0 of the
+  recording, cheaptrick) at 8000 Hz, mel-cepstrum order 24, alpha 0.312, c_0 and the frames
+  more than 30 dB below the recording's loudest left out, frame-aligned (no time warping).  It is
+  analysed at 8 kHz because the spectrogram keeps 0-4000 Hz only; every wave here is
+  band-limited to that.
+- ``lsd_db``: log-spectral distance between S and the spectrogram of the wave, in dB.
+- ``spectral_convergence``: of the wave against S's magnitudes (bins 1..256, both clipped at the
+  floor).
+
+And for the network's output spectrogram itself: ``spectrogram_mse`` (the training loss, here on
+whole utterances) and ``spectrogram_lsd_db``.  Each number is computed per utterance and averaged
+over utterances (each counts once).  evaluation.json in the results folder holds them (numbers
+only, read by :mod:`common.report` and :mod:`common.compare`) with ``files`` (utterances
+evaluated), ``validation_files`` (in the split), ``seconds`` (of audio) and
+``griffin_lim_iterations``; a table is printed.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+
+import numpy
+
+import common  # noqa: F401
+from common import dataset, inference, metrics
+from common import reconstruct as tools
+from common import spectrogram as sp
+
+PROG = 'python -m common.evaluate'
+FILENAME = 'evaluation.json'
+MCD_SAMPLE_RATE = 8000  # the spectrogram's band, 0-4000 Hz (SPEC.md step 5)
+F0_METHOD = 'harvest'
+RENDERINGS = (
+    # key, table label
+    ('griffin_lim_input', 'input, Griffin-Lim'),
+    ('autoencoder_griffin_lim', 'AutoEncoder output, Griffin-Lim'),
+    ('autoencoder_true_phase', 'AutoEncoder output, true phase'),
+)
+MEASURES = ('mcd_db', 'lsd_db', 'spectral_convergence')
+
+
+def evaluate_utterance(model, wave, device=None,
+                       griffin_lim_iterations=tools.GRIFFIN_LIM_ITERATIONS, f0_method=F0_METHOD):
+    """The numbers of one 16 kHz utterance (raw, any scale): a flat dict of floats."""
+    scaled = sp.normalize_batch(numpy.asarray(wave, dtype=numpy.float32)[None])[0][0]
+    spectrogram = tools.recording_spectrogram(scaled)
+    length = sp.wave_length(len(spectrogram))
+    original = scaled[:length]
+    phase = sp.stft(original)
+    output = tools.check_finite(inference.autoencode(model, spectrogram, device))
+    reference = metrics.MelCepstrumReference(
+        sp.to_wave(spectrogram, phase=phase), sp.SAMPLE_RATE, f0_method=f0_method,
+        analysis_rate=MCD_SAMPLE_RATE, analysis_wave=original)
+    waves = {
+        'griffin_lim_input': sp.to_wave(spectrogram, n_iter=griffin_lim_iterations),
+        'autoencoder_griffin_lim': sp.to_wave(output, n_iter=griffin_lim_iterations),
+        'autoencoder_true_phase': sp.to_wave(output, phase=phase),
+    }
+    result = {
+        'frames': len(spectrogram),
+        'spectrogram_mse': metrics.spectrogram_mse(spectrogram, output),
+        'spectrogram_lsd_db': metrics.log_spectral_distance(spectrogram, output),
+    }
+    for key, wave_ in waves.items():
+        rendered = tools.recording_spectrogram(wave_)
+        result[key] = {
+            'mcd_db': reference.distortion(wave_),
+            'lsd_db': metrics.log_spectral_distance(spectrogram, rendered),
+            'spectral_convergence': metrics.spectral_convergence(spectrogram, wave_),
+        }
+    return result
+
+
+def average(results):
+    """Mean over utterances of each number of :func:`evaluate_utterance`'s dicts."""
+    summary = {}
+    for key, value in results[0].items():
+        if isinstance(value, dict):
+            summary[key] = average([result[key] for result in results])
+        elif key != 'frames':
+            summary[key] = float(numpy.mean([result[key] for result in results]))
+    return summary
+
+
+def evaluate(folder, dataset_path=None, gpu=-1, max_files=None,
+             griffin_lim_iterations=tools.GRIFFIN_LIM_ITERATIONS, f0_method=F0_METHOD, log=print):
+    """Evaluate a finished run on its validation utterances; writes and returns evaluation.json."""
+    summary = tools.check_folder(folder)
+    if dataset_path is None:
+        dataset_path = (summary.get('dataset') or {}).get('path')
+        if not dataset_path:
+            raise tools.ToolError('%s: summary.json names no dataset; give --dataset' % folder)
+        if not os.path.isdir(dataset_path):
+            raise tools.ToolError('%s: the run\'s dataset %s is not there; give --dataset DIR'
+                                  % (folder, dataset_path))
+    seed = int((summary.get('hyperparameters') or {}).get('seed', 0))
+    device = tools.get_device(gpu)
+    model, summary = tools.load_model(folder, device)  # before a corpus that may take long
+    try:
+        corpus = dataset.load_corpus(dataset_path, seed=seed, log=log)
+    except dataset.CorpusError as error:
+        raise tools.ToolError(str(error))
+    files = list(zip(corpus.validation_files, corpus.validation_waves))
+    if max_files is not None:
+        files = files[:max_files]
+    results = []
+    for index, (path, wave) in enumerate(files):
+        result = evaluate_utterance(model, wave, device, griffin_lim_iterations, f0_method)
+        results.append(result)
+        log('[%d/%d] %s: %d frames, MCD %.2f dB (AutoEncoder, Griffin-Lim), %.2f dB '
+            '(Griffin-Lim alone)' % (index + 1, len(files), os.path.relpath(path, dataset_path),
+                                     result['frames'], result['autoencoder_griffin_lim']['mcd_db'],
+                                     result['griffin_lim_input']['mcd_db']))
+    evaluation = {
+        'files': len(results),
+        'validation_files': len(corpus.validation_files),
+        'seconds': round(sum(sp.wave_length(result['frames']) for result in results)
+                         / sp.SAMPLE_RATE, 3),
+        'griffin_lim_iterations': griffin_lim_iterations,
+    }
+    evaluation.update(average(results))
+    _check_finite(evaluation)
+    write(os.path.join(folder, FILENAME), evaluation)
+    return evaluation
+
+
+def _check_finite(evaluation, prefix=''):
+    for key, value in evaluation.items():
+        if isinstance(value, dict):
+            _check_finite(value, prefix + key + '.')
+        elif not math.isfinite(value):
+            raise tools.ToolError('%s%s is %s: the model produces non-finite output'
+                                  % (prefix, key, value))
+
+
+def write(path, evaluation):
+    temporary = path + '.tmp'
+    try:
+        with open(temporary, 'w') as stream:
+            json.dump(evaluation, stream, indent=2)
+            stream.write('\n')
+        os.replace(temporary, path)
+    except OSError as error:
+        raise tools.ToolError('cannot write %s (%s)' % (path, error.strerror or error))
+
+
+def table(evaluation):
+    """The evaluation as printable text."""
+    lines = [
+        '%d of the %d validation utterances (%.1f s)'
+        % (evaluation['files'], evaluation['validation_files'], evaluation['seconds']),
+        'AutoEncoder output spectrogram: MSE %.4f, LSD %.2f dB'
+        % (evaluation['spectrogram_mse'], evaluation['spectrogram_lsd_db']),
+        '',
+        '%-36s %8s %8s %10s' % ('rendering', 'MCD dB', 'LSD dB', 'spec.conv.'),
+    ]
+    for key, label in RENDERINGS:
+        row = evaluation[key]
+        lines.append('%-36s %8.2f %8.2f %10.3f'
+                     % (label, row['mcd_db'], row['lsd_db'], row['spectral_convergence']))
+    lines.append('')
+    lines.append('MCD: against the input spectrogram with its true phase; WORLD at %d Hz (%s, '
+                 'cheaptrick), order %d, alpha %.3f, c0 and frames more than %g dB below the '
+                 'loudest left out.' % (MCD_SAMPLE_RATE, F0_METHOD, metrics.MCEP_ORDER,
+                                         metrics.mcep_alpha(MCD_SAMPLE_RATE), metrics.SILENCE_DB))
+    lines.append('LSD and spectral convergence: against the input spectrogram (0-4 kHz); '
+                 'Griffin-Lim: %d iterations.' % evaluation['griffin_lim_iterations'])
+    return '\n'.join(lines)
+
+
+def _main(args):
+    evaluation = evaluate(args.results, args.dataset, args.gpu, args.max_files,
+                          args.griffin_lim_iterations)
+    print()
+    print(table(evaluation))
+    print('written to %s' % os.path.join(args.results, FILENAME))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog=PROG, description='Spectrogram MSE, log-spectral distance and mel-cepstral '
+        'distortion of a trained AutoEncoder on its validation utterances; writes '
+        'evaluation.json into the results folder.')
+    parser.add_argument('results', help='results folder of a finished run')
+    parser.add_argument('--dataset', '-d', default=None, metavar='DIR',
+                        help='corpus folder (default: the run\'s, from summary.json)')
+    parser.add_argument('--max-files', type=int, default=None, metavar='N',
+                        help='evaluate only the first N validation files')
+    tools.add_common_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.max_files is not None and args.max_files < 1:
+        parser.error('--max-files must be at least 1')
+    if args.griffin_lim_iterations < 0:
+        parser.error('--griffin-lim-iterations must be >= 0')
+    return tools.run_tool(PROG, _main, args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

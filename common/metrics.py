@@ -1,0 +1,272 @@
+"""Objective quality of reconstructed speech: mel-cepstral distortion, log-spectral distance,
+spectral convergence.
+
+The record's author could not hear whether bc7db4a2 sounds better than c9335bce; these numbers
+answer that with the field's usual tools (WORLD through pyworld, SPTK through pysptk).
+
+Mel-cepstral distortion (:func:`mel_cepstral_distortion`, :class:`MelCepstrumReference`), in dB
+-----------------------------------------------------------------------------------------------
+- Analysis: WORLD.  F0 by harvest (default) or dio + stonemask, frame period 5 ms; spectral
+  envelope by cheaptrick (its default FFT size for the rate: 1024 at 16 kHz, 512 at 8 kHz).
+- Mel-cepstrum: ``pysptk.sp2mc(envelope, order=24, alpha)``, coefficients c_0 .. c_24 of the
+  power envelope; alpha = ``pysptk.util.mcepalpha(rate)`` (0.41 at 16 kHz, 0.31 at 8 kHz).
+- Per frame: MCD_t = (10 / ln 10) * sqrt(2 * sum_{d=1}^{24} (c_d - c'_d) ** 2).  The 0th
+  coefficient (the frame's log power, i.e. loudness) is excluded, as is usual.
+- Frames: the two waves must have the same length and timing (renderings of one recording), so
+  frame t of one is compared with frame t of the other: no dynamic time warping.
+- The F0 contour that sets cheaptrick's pitch-adaptive window is estimated once, on the
+  reference (or on ``analysis_wave``), and used for both waves, so F0-tracking errors on the
+  degraded wave do not enter the distortion; it measures the spectral envelope only.
+- Silent frames are excluded by power: frame t is kept when its power, 10 log10 of the sum of
+  the reference's (or ``analysis_wave``'s) cheaptrick envelope, is at most ``silence_db``
+  (30 dB) below the loudest frame of that wave.  Unvoiced speech frames above that threshold
+  are kept (the rule is by power, not by the voicing decision).
+- The result is the mean of MCD_t over the kept frames.  Identical waves give exactly 0.
+- ``analysis_rate``: both waves are resampled to this rate before the analysis (default: their
+  own rate).  :mod:`common.evaluate` analyses at 8000 Hz (alpha 0.31), because the
+  experiment's spectrogram keeps 0-4000 Hz only (SPEC.md step 5): at 16 kHz the empty
+  4-8 kHz half of every rendering sits at WORLD's numerical floor (about -95 dB), and its
+  arbitrary log values dominate the distortion (white noise at -50 dB added to a band-limited
+  recording then scores 20 dB, Griffin-Lim's artefacts 6 dB).
+
+Log-spectral distance (:func:`log_spectral_distance`), in dB
+----------------------------------------------------------
+On the experiment's spectrograms, (T, 256) or (1, T, 256) or (N, 1, 32, 256): their values are
+negated natural-log magnitudes -ln(max(|X| / 1024, 1e-3)) (SPEC.md step 6), so a difference of
+1 is a magnitude ratio of e, i.e. 20 / ln 10 = 8.686 dB.  Per frame:
+LSD_t = (20 / ln 10) * sqrt(mean over the 256 bins of (s - s') ** 2); the result is the mean of
+LSD_t over frames.  Bins at the floor (-60 dB) on both sides count as equal; a constant offset c
+between the spectrograms gives 8.686 * |c| dB.  :func:`spectrogram_mse` is the training loss
+(mean squared difference of the spectrogram values, in squared log units).
+
+Spectral convergence (:func:`spectral_convergence`)
+--------------------------------------------------
+|| |STFT(wave)| - M ||_F / || M ||_F over bins 1..256 (0 Hz excluded, up to 4000 Hz), with the
+experiment's STFT (Hamming 1024, hop 512) and M the magnitudes of a target spectrogram: for
+Griffin-Lim of a spectrogram, how consistent the wave is with it (0 = perfect).  By default the
+wave's magnitudes are clipped at the spectrogram's floor as M is (the wave a spectrogram was
+computed from then scores exactly 0); clip=False is
+:func:`common.spectrogram.spectral_convergence` unchanged.
+"""
+import math
+
+import numpy
+import scipy.signal
+
+from common import spectrogram as sp
+
+MCEP_ORDER = 24  # mel-cepstrum order: c_0 .. c_24, of which c_1 .. c_24 enter the distortion
+FRAME_PERIOD_MS = 5.0  # WORLD frame period
+SILENCE_DB = 30.0  # frames more than this below the loudest frame are silent, left out
+F0_METHODS = ('harvest', 'dio')  # 'dio' is dio followed by stonemask
+MCD_SCALE = 10 / math.log(10) * math.sqrt(2)  # MCD_t = MCD_SCALE * ||c - c'|| (d >= 1)
+LSD_SCALE = 20 / math.log(10)  # natural-log magnitude difference -> dB: 8.686
+
+
+def _wave(wave, name='wave'):
+    wave = numpy.asarray(wave, dtype=numpy.float64)
+    if wave.ndim != 1 or wave.size == 0:
+        raise ValueError('%s must be a non-empty 1-D array, got shape %s' % (name, wave.shape))
+    if not numpy.isfinite(wave).all():
+        raise ValueError('%s has NaN or Inf samples' % name)
+    return numpy.ascontiguousarray(wave)
+
+
+def resample(wave, sample_rate, target_rate):
+    """A float64 wave at sample_rate -> target_rate (polyphase, as :mod:`common.audio`)."""
+    sample_rate, target_rate = int(sample_rate), int(target_rate)
+    if sample_rate == target_rate:
+        return wave
+    factor = math.gcd(sample_rate, target_rate)
+    return scipy.signal.resample_poly(wave, target_rate // factor, sample_rate // factor)
+
+
+def mcep_alpha(sample_rate):
+    """The all-pass constant of the mel-cepstrum for a sample rate (0.41 at 16 kHz)."""
+    import pysptk.util
+    return float(pysptk.util.mcepalpha(int(sample_rate)))
+
+
+def f0_contour(wave, sample_rate, method='harvest', frame_period=FRAME_PERIOD_MS):
+    """WORLD F0: (f0, temporal positions), both float64 (frames,); f0 is 0 in unvoiced frames.
+
+    method: 'harvest' (robust, slower) or 'dio' (dio refined by stonemask, fast).
+    """
+    import pyworld
+    wave = _wave(wave)
+    if method == 'harvest':
+        return pyworld.harvest(wave, int(sample_rate), frame_period=frame_period)
+    if method == 'dio':
+        f0, times = pyworld.dio(wave, int(sample_rate), frame_period=frame_period)
+        return pyworld.stonemask(wave, f0, times, int(sample_rate)), times
+    raise ValueError('F0 method must be one of %s, got %r' % (', '.join(F0_METHODS), method))
+
+
+def spectral_envelope(wave, sample_rate, f0, times):
+    """WORLD cheaptrick power envelope, float64 (frames, fft_size // 2 + 1)."""
+    import pyworld
+    return pyworld.cheaptrick(_wave(wave), f0, times, int(sample_rate))
+
+
+def mel_cepstrum(envelope, sample_rate, order=MCEP_ORDER, alpha=None):
+    """pysptk.sp2mc of a power envelope: (frames, order + 1) mel-cepstra c_0 .. c_order."""
+    import pysptk
+    alpha = mcep_alpha(sample_rate) if alpha is None else float(alpha)
+    return pysptk.sp2mc(numpy.ascontiguousarray(envelope, dtype=numpy.float64), order, alpha)
+
+
+def frame_power_db(envelope):
+    """10 log10 of each frame's summed power envelope, float64 (frames,)."""
+    return 10 * numpy.log10(numpy.maximum(numpy.sum(envelope, axis=1), 1e-300))
+
+
+def speech_frames(envelope, silence_db=SILENCE_DB):
+    """Bool (frames,): frames at most silence_db below the loudest frame (the rest: silent)."""
+    power = frame_power_db(envelope)
+    return power >= power.max() - float(silence_db)
+
+
+def frame_distortions(reference_mcep, test_mcep):
+    """MCD_t in dB for each frame of two aligned (frames, order + 1) mel-cepstra, c_0 left out."""
+    reference_mcep = numpy.asarray(reference_mcep, dtype=numpy.float64)
+    test_mcep = numpy.asarray(test_mcep, dtype=numpy.float64)
+    if reference_mcep.shape != test_mcep.shape:
+        raise ValueError('mel-cepstra differ in shape: %s and %s'
+                         % (reference_mcep.shape, test_mcep.shape))
+    difference = reference_mcep[:, 1:] - test_mcep[:, 1:]
+    return MCD_SCALE * numpy.sqrt(numpy.sum(difference * difference, axis=1))
+
+
+class MelCepstrumReference:
+    """A reference wave analysed once, to measure the MCD of one or more test waves against it.
+
+    reference: 1-D wave at sample_rate.  analysis_wave: optional wave of the same length and
+    timing whose F0 and frame power decide cheaptrick's pitch-adaptive window and the silent
+    frames (default: the reference itself); :mod:`common.evaluate` passes the original
+    recording there, because its reference (the input spectrogram with its true phase) has
+    silence raised to the spectrogram's floor.  analysis_rate: resample every wave to this rate
+    first (default: sample_rate).  Conventions: the module docstring.
+
+    Attributes: ``mask`` (bool, kept frames), ``mcep`` (the reference's mel-cepstra), ``f0``,
+    ``times``, ``rate`` (analysis rate), ``alpha``, ``order``.
+    """
+
+    def __init__(self, reference, sample_rate=sp.SAMPLE_RATE, f0_method='harvest',
+                 order=MCEP_ORDER, alpha=None, silence_db=SILENCE_DB,
+                 frame_period=FRAME_PERIOD_MS, analysis_rate=None, analysis_wave=None):
+        reference = _wave(reference, 'reference')
+        self.length = len(reference)
+        self.sample_rate = int(sample_rate)
+        self.rate = int(analysis_rate or sample_rate)
+        self.order = int(order)
+        self.alpha = mcep_alpha(self.rate) if alpha is None else float(alpha)
+        if analysis_wave is None:
+            timing = reference
+        else:
+            timing = self._check(analysis_wave, 'analysis_wave')
+        timing = resample(timing, self.sample_rate, self.rate)
+        self.f0, self.times = f0_contour(timing, self.rate, f0_method, frame_period)
+        self.mask = speech_frames(spectral_envelope(timing, self.rate, self.f0, self.times),
+                                  silence_db)
+        self.mcep = self._mcep(reference)
+
+    def _check(self, wave, name):
+        wave = _wave(wave, name)
+        if len(wave) != self.length:
+            raise ValueError('%s has %d samples, the reference %d: the mel-cepstral distortion '
+                             'compares frame-aligned waves of the same length (no time warping)'
+                             % (name, len(wave), self.length))
+        return wave
+
+    def _mcep(self, wave):
+        wave = resample(wave, self.sample_rate, self.rate)
+        envelope = spectral_envelope(wave, self.rate, self.f0, self.times)
+        return mel_cepstrum(envelope, self.rate, self.order, self.alpha)
+
+    def frame_distortions(self, test):
+        """MCD_t in dB of the kept (non-silent) frames of a test wave, float64 (kept,)."""
+        test_mcep = self._mcep(self._check(test, 'test wave'))
+        return frame_distortions(self.mcep, test_mcep)[self.mask]
+
+    def distortion(self, test):
+        """Mel-cepstral distortion in dB of a test wave: mean MCD_t over the kept frames."""
+        return float(numpy.mean(self.frame_distortions(test)))
+
+
+def mel_cepstral_distortion(reference, test, sample_rate=sp.SAMPLE_RATE, f0_method='harvest',
+                            order=MCEP_ORDER, alpha=None, silence_db=SILENCE_DB,
+                            frame_period=FRAME_PERIOD_MS, analysis_rate=None):
+    """Mel-cepstral distortion in dB between two frame-aligned waves of the same length.
+
+    WORLD analysis (F0 by `f0_method` on the reference, used for both; cheaptrick), mel-cepstrum
+    of order 24 with alpha for the analysis rate, c_0 and the reference's silent frames (more than
+    silence_db below its loudest frame) left out, (10 / ln 10) sqrt(2 sum_d (c_d - c'_d)^2)
+    averaged over frames.  See the module docstring for the conventions.
+    """
+    return MelCepstrumReference(reference, sample_rate, f0_method, order, alpha, silence_db,
+                                frame_period, analysis_rate).distortion(test)
+
+
+# ---------------------------------------------------------------------------------------------
+# Spectrogram distances
+
+
+def _frames(spectrogram, name):
+    """(T, 256), (1, T, 256) or (N, 1, 32, 256) spectrograms -> float64 (frames, 256)."""
+    spectrogram = numpy.asarray(spectrogram, dtype=numpy.float64)
+    if spectrogram.ndim < 2 or spectrogram.shape[-1] != sp.BINS or spectrogram.size == 0:
+        raise ValueError('%s must be a spectrogram with %d bins on the last axis, got shape %s'
+                         % (name, sp.BINS, spectrogram.shape))
+    return spectrogram.reshape(-1, sp.BINS)
+
+
+def _pair(reference, test):
+    reference, test = _frames(reference, 'reference'), _frames(test, 'test')
+    if reference.shape != test.shape:
+        raise ValueError('spectrograms differ in shape: %s and %s' % (reference.shape, test.shape))
+    return reference, test
+
+
+def frame_log_spectral_distances(reference, test):
+    """LSD_t in dB of each frame: (20 / ln 10) * RMS over the 256 bins of the difference."""
+    reference, test = _pair(reference, test)
+    difference = reference - test
+    return LSD_SCALE * numpy.sqrt(numpy.mean(difference * difference, axis=1))
+
+
+def log_spectral_distance(reference, test):
+    """Log-spectral distance in dB between two spectrograms of the experiment (natural-log
+    magnitudes, SPEC.md step 6): the mean over frames of (20 / ln 10) * RMS bin difference."""
+    return float(numpy.mean(frame_log_spectral_distances(reference, test)))
+
+
+def spectrogram_mse(reference, test):
+    """Mean squared difference of two spectrograms (the training loss, in squared log units)."""
+    reference, test = _pair(reference, test)
+    return float(numpy.mean((reference - test) ** 2))
+
+
+def spectral_convergence(target_spectrogram, wave, clip=True):
+    """|| |STFT(wave)| - M ||_F / ||M||_F over bins 1..256, M the target spectrogram's magnitudes.
+
+    target_spectrogram: (T, 256) or (1, T, 256); wave: exactly T frames of the experiment's STFT
+    (e.g. ``to_wave(target_spectrogram)``, length (T - 1) * 512 + 1024).
+
+    clip=True (default): the wave's magnitudes are clipped at the spectrogram's floor (1e-3 after
+    the division by 1024, SPEC.md step 6) as M is, so the measure lives in the spectrogram's own
+    domain and the wave the spectrogram was computed from scores exactly 0.  Without the clip
+    (clip=False, :func:`common.spectrogram.spectral_convergence` as is) the floor alone adds
+    about 0.16 on real speech, where 60-80 % of the bins sit at the floor.
+    """
+    target = _frames(target_spectrogram, 'target spectrogram')
+    magnitude = sp.spectrogram_to_magnitude(target)[:, sp.FIRST_BIN:sp.FIRST_BIN + sp.BINS]
+    wave = numpy.asarray(wave, dtype=numpy.float32)
+    if not clip:
+        return sp.spectral_convergence(magnitude, wave)
+    if wave.ndim != 1 or sp.n_frames(wave.shape[-1]) != len(target):
+        raise ValueError('wave of shape %s has %d frames, the target spectrogram %d'
+                         % (wave.shape, sp.n_frames(wave.shape[-1]), len(target)))
+    rendered = sp.spectrogram_to_magnitude(sp.utterance_to_spectrogram(wave, scale=False)[0])
+    rendered = rendered[:, sp.FIRST_BIN:sp.FIRST_BIN + sp.BINS].astype(numpy.float64)
+    magnitude = magnitude.astype(numpy.float64)
+    return float(numpy.linalg.norm(rendered - magnitude) / numpy.linalg.norm(magnitude))

@@ -1,0 +1,243 @@
+"""common.reconstruct and common.latent on a finished tiny bc7db4a2 run."""
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy
+import pytest
+import soundfile
+
+import common  # noqa: F401
+import chainer
+
+from common import audio, latent, reconstruct
+from common import spectrogram as sp
+from common.autoencoder import AutoEncoder, Box
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope='module')
+def utterance_path():
+    import pysptk.util
+    return pysptk.util.example_audio_file()
+
+
+def python_m(*args):
+    return subprocess.run([sys.executable, '-m'] + list(args), capture_output=True, text=True,
+                          cwd=REPOSITORY, timeout=300)
+
+
+def samples(path):
+    wave, rate = soundfile.read(str(path), dtype='int16')
+    assert rate == sp.SAMPLE_RATE
+    return wave
+
+
+@pytest.fixture(scope='module')
+def reconstructed(bc7db4a2_run, utterance_path, tmp_path_factory):
+    """`python -m common.reconstruct` of the pysptk utterance, as a user runs it."""
+    out = tmp_path_factory.mktemp('reconstruct') / 'a0007.wav'
+    result = python_m('common.reconstruct', str(bc7db4a2_run), utterance_path, str(out))
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_reconstruct_keeps_the_length(reconstructed, utterance_path):
+    original = audio.load(utterance_path)
+    wave = samples(reconstructed)
+    assert len(wave) == len(original)  # 64000 samples of a0007
+    covered = sp.wave_length(sp.n_frames(len(original)))
+    assert len(original) - covered < sp.HOP_LENGTH  # frames cover all but less than one hop
+    assert not wave[covered:].any()  # the uncovered tail is silence
+    assert numpy.abs(wave[:covered]).max() > 0
+
+
+def test_reconstruct_any_length_rate_and_format(bc7db4a2_run, utterance_path, tmp_path, capsys):
+    """A FLAC at 22050 Hz of an odd length: the output has the 16 kHz length of the input."""
+    original = audio.load(utterance_path)[:20001]
+    path = tmp_path / 'odd.flac'
+    soundfile.write(str(path), _to_rate(original, 22050), 22050, subtype='PCM_24')
+    out = tmp_path / 'odd.wav'
+    status = reconstruct.main([str(bc7db4a2_run), str(path), str(out),
+                               '--griffin-lim-iterations', '5'])
+    assert status == 0, capsys.readouterr().err
+    expected = len(audio.load(path))
+    assert len(samples(out)) == expected
+    assert expected - sp.wave_length(sp.n_frames(expected)) < sp.HOP_LENGTH
+
+
+def _to_rate(wave, rate):
+    import scipy.signal
+    return scipy.signal.resample_poly(wave, rate // 50, sp.SAMPLE_RATE // 50)
+
+
+def test_encode_then_decode_equals_reconstruct(bc7db4a2_run, utterance_path, reconstructed,
+                                               tmp_path, capsys):
+    npz = tmp_path / 'a0007.npz'
+    assert latent.main(['encode', str(bc7db4a2_run), utterance_path, str(npz)]) == 0
+    with numpy.load(npz) as stored:
+        assert stored['latents'].shape == (4, 4096, 16, 1)  # 124 frames: 4 blocks
+        assert stored['latents'].dtype == numpy.float32
+        assert numpy.abs(stored['latents']).max() <= 1  # tanh
+        assert int(stored['frames']) == 124
+        assert int(stored['samples']) == 64000
+        assert int(stored['sample_rate']) == 16000
+        assert str(stored['experiment']) == 'bc7db4a2'
+        assert str(stored['net']) == 'bc7db4a2/net.py:Net'
+        assert stored['latent_shape'].tolist() == [4096, 16, 1]
+    out = tmp_path / 'decoded.wav'
+    assert latent.main(['decode', str(bc7db4a2_run), str(npz), str(out)]) == 0
+    numpy.testing.assert_array_equal(samples(out), samples(reconstructed))
+    capsys.readouterr()
+
+
+# -- bad inputs: one line 'prog: error: ...', exit status 2 ------------------------------------
+
+class OtherNet(AutoEncoder):
+    """c9335bce's table (SPEC.md): a model file of another experiment."""
+    ENCODER = (
+        Box('enc1', 'conv', 32, 7, 1, 3, 'leaky_relu'),
+        Box('enc2', 'conv', 64, 4, 2, 1, 'leaky_relu'),
+        Box('enc3', 'conv', 64, (1, 4), (1, 2), (0, 1), 'leaky_relu'),
+        Box('enc4', 'conv', 64, (1, 4), (1, 2), (0, 1), 'leaky_relu'),
+        Box('enc5', 'conv', 64, (1, 4), (1, 2), (0, 1), 'leaky_relu'),
+        Box('enc6', 'conv', 1024, (1, 8), 1, 0, 'leaky_relu'),
+        Box('enc7', 'conv', 1024, 1, 1, 0, 'tanh'),
+    )
+    DECODER = (
+        Box('dec7', 'conv', 1024, 1, 1, 0, 'leaky_relu'),
+        Box('dec6', 'deconv', 64, (1, 8), 1, 0, 'leaky_relu'),
+        Box('dec5', 'deconv', 64, (1, 4), (1, 2), (0, 1), 'leaky_relu'),
+        Box('dec4', 'deconv', 64, (1, 4), (1, 2), (0, 1), 'leaky_relu'),
+        Box('dec3', 'deconv', 64, (1, 4), (1, 2), (0, 1), 'leaky_relu'),
+        Box('dec2', 'deconv', 32, 4, 2, 1, 'leaky_relu'),
+        Box('dec1', 'conv', 1, 7, 1, 3, 'softplus', False),
+    )
+
+
+@pytest.fixture(scope='module')
+def bad(bc7db4a2_run, utterance_path, tmp_path_factory):
+    """A folder of bad inputs, and a good latent file."""
+    root = tmp_path_factory.mktemp('bad')
+    rng = numpy.random.default_rng(0)
+    soundfile.write(str(root / 'short.wav'), 0.1 * rng.standard_normal(1000), 16000)
+    soundfile.write(str(root / 'zeros.wav'), numpy.zeros(20000), 16000)
+    soundfile.write(str(root / 'hiss.wav'), rng.integers(-1, 2, 20000).astype(numpy.int16), 16000)
+    (root / 'text.wav').write_text('not audio')
+    (root / 'nomodel').mkdir()
+    shutil.copy(bc7db4a2_run / 'summary.json', root / 'nomodel')
+    (root / 'other').mkdir()  # bc7db4a2's summary, c9335bce's model
+    shutil.copy(bc7db4a2_run / 'summary.json', root / 'other')
+    chainer.serializers.save_npz(str(root / 'other' / 'model.npz'), OtherNet())
+    (root / 'unfinished').mkdir()
+    good = root / 'good.npz'
+    assert latent.main(['encode', str(bc7db4a2_run), utterance_path, str(good)]) == 0
+    content = dict(numpy.load(good))
+    for name, change in [
+            ('narrow', {'latents': content['latents'][:, :1024]}),
+            ('c9335bce', {'experiment': numpy.array('c9335bce'),
+                          'net': numpy.array('c9335bce/net.py:Net')}),
+            ('blocks', {'latents': content['latents'][:3]}),
+            ('nan', {'latents': content['latents'] * numpy.nan}),
+            ('frames', {'frames': numpy.array([124, 1])})]:
+        numpy.savez(root / (name + '.npz'), **dict(content, **change))
+    numpy.savez(root / 'partial.npz', latents=content['latents'])
+    numpy.save(root / 'array.npy', content['latents'])
+    return root
+
+
+RECONSTRUCT_CASES = {
+    # case: (results folder, input, message part)
+    'too short': ('RUN', 'short.wav', 'too short: 1000 samples'),
+    'all zeros': ('RUN', 'zeros.wav', 'all-silent'),
+    'silent hiss': ('RUN', 'hiss.wav', 'silent (peak'),
+    'not audio': ('RUN', 'text.wav', 'not readable as audio'),
+    'missing input': ('RUN', 'missing.wav', 'cannot open'),
+    'no model': ('nomodel', 'UTTERANCE', 'no model.npz'),
+    'model of another experiment': ('other', 'UTTERANCE', 'model.npz does not fit'),
+    'not a run': ('unfinished', 'UTTERANCE', 'not a finished run'),
+    'no folder': ('absent', 'UTTERANCE', 'no such results folder'),
+}
+
+
+def _path(bad, run, utterance_path, name):
+    return {'RUN': str(run), 'UTTERANCE': utterance_path}.get(name, str(bad / name))
+
+
+def assert_one_line_error(capsys, prog, message):
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(prog + ': error: '), err
+    assert message in lines[0]
+
+
+@pytest.mark.parametrize('case', sorted(RECONSTRUCT_CASES))
+def test_reconstruct_bad_input(case, bad, bc7db4a2_run, utterance_path, capsys):
+    folder, name, message = RECONSTRUCT_CASES[case]
+    status = reconstruct.main([_path(bad, bc7db4a2_run, utterance_path, folder),
+                               _path(bad, bc7db4a2_run, utterance_path, name),
+                               str(bad / 'out.wav')])
+    assert status == 2
+    assert_one_line_error(capsys, 'python -m common.reconstruct', message)
+    assert not (bad / 'out.wav').exists()
+
+
+@pytest.mark.parametrize('case', sorted(RECONSTRUCT_CASES))
+def test_encode_bad_input(case, bad, bc7db4a2_run, utterance_path, capsys):
+    folder, name, message = RECONSTRUCT_CASES[case]
+    status = latent.main(['encode', _path(bad, bc7db4a2_run, utterance_path, folder),
+                          _path(bad, bc7db4a2_run, utterance_path, name), str(bad / 'out.npz')])
+    assert status == 2
+    assert_one_line_error(capsys, 'python -m common.latent', message)
+    assert not (bad / 'out.npz').exists()
+
+
+DECODE_CASES = {
+    'latents of the wrong shape': ('RUN', 'narrow.npz', 'latents of shape (4, 1024, 16, 1)'),
+    'latents of another experiment': ('RUN', 'c9335bce.npz', 'latents of experiment c9335bce'),
+    'blocks do not match frames': ('RUN', 'blocks.npz', '3 latent blocks for 124 frames'),
+    'non-finite latents': ('RUN', 'nan.npz', 'NaN'),
+    'frames not one integer': ('RUN', 'frames.npz', 'frames must be one integer'),
+    'keys missing': ('RUN', 'partial.npz', 'not a latent file'),
+    'a .npy array': ('RUN', 'array.npy', 'not a latent file'),
+    'not an npz': ('RUN', 'text.wav', 'not a latent file'),
+    'missing file': ('RUN', 'absent.npz', 'cannot open'),
+    'no model': ('nomodel', 'good.npz', 'no model.npz'),
+    'model of another experiment': ('other', 'good.npz', 'model.npz does not fit'),
+}
+
+
+@pytest.mark.parametrize('case', sorted(DECODE_CASES))
+def test_decode_bad_input(case, bad, bc7db4a2_run, utterance_path, capsys):
+    folder, name, message = DECODE_CASES[case]
+    status = latent.main(['decode', _path(bad, bc7db4a2_run, utterance_path, folder),
+                          _path(bad, bc7db4a2_run, utterance_path, name), str(bad / 'out.wav')])
+    assert status == 2
+    assert_one_line_error(capsys, 'python -m common.latent', message)
+    assert not (bad / 'out.wav').exists()
+
+
+def test_unwritable_output_fails_before_the_work(bc7db4a2_run, utterance_path, tmp_path,
+                                                 capsys):
+    status = reconstruct.main([str(bc7db4a2_run), utterance_path,
+                               str(tmp_path / 'absent' / 'out.wav')])
+    assert status == 2
+    assert_one_line_error(capsys, 'python -m common.reconstruct', 'cannot write')
+
+
+def test_command_line_errors_have_no_traceback(bad):
+    """As a user sees them: `python -m`, stderr one line, exit status 2."""
+    result = python_m('common.reconstruct', str(bad / 'nomodel'), str(bad / 'short.wav'),
+                      str(bad / 'out.wav'))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        'python -m common.reconstruct: error: %s: too short: 1000 samples at 16 kHz (62.5 ms); '
+        'a spectrogram frame needs 1024' % (bad / 'short.wav')]
+    result = python_m('common.latent', 'decode', str(bad / 'other'), str(bad / 'narrow.npz'),
+                      str(bad / 'out.wav'))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('python -m common.latent: error: ')
