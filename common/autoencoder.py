@@ -13,6 +13,8 @@ import chainer
 import chainer.functions as F
 import chainer.links as L
 
+from common import fast_convolution
+
 #: One box of the diagram.  ``op`` is 'conv' (Convolution2D) or 'deconv' (Deconvolution2D);
 #: ``activation`` names a chainer.functions function; ``batch_norm`` is False only for the output.
 Box = collections.namedtuple(
@@ -24,7 +26,12 @@ ACTIVATIONS = {
     'tanh': F.tanh,
     'softplus': F.softplus,
 }
-CONVOLUTIONS = {'conv': L.Convolution2D, 'deconv': L.Deconvolution2D}
+#: Subclasses of L.Convolution2D / L.Deconvolution2D with the same parameters (model files load
+#: into either), faster on CPU, stock on GPU and under
+#: ``chainer.using_config('use_fast_convolution', False)``: see common/fast_convolution.py.
+CONVOLUTIONS = {'conv': fast_convolution.Convolution2D,
+                'deconv': fast_convolution.Deconvolution2D}
+STOCK_CONVOLUTIONS = {'conv': L.Convolution2D, 'deconv': L.Deconvolution2D}
 
 
 class Block(chainer.Chain):
