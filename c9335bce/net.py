@@ -6,28 +6,16 @@ connect the frequency direction fully, but its 1 x 8 kernel leaves 9 frequency p
 the record's own finding, which bc7db4a2 fixes.  enc1-enc5 and dec5-dec1 are bc7db4a2's.
 """
 import common  # noqa: F401  (Chainer compatibility)
-from common.autoencoder import AutoEncoder, Box
-
-LEAKY = 'leaky_relu'
+from common.autoencoder import LEAKY, SHARED_DECODER, SHARED_ENCODER, AutoEncoder, Box
 
 
 class Net(AutoEncoder):
-    ENCODER = (
+    ENCODER = SHARED_ENCODER + (                                     # enc1-enc5: 64 x 16 x 16
         #   box     op        out   ksize   stride  pad     activation   # output C x T x F
-        Box('enc1', 'conv',   32,   7,      1,      3,      LEAKY),      # 32 x 32 x 256
-        Box('enc2', 'conv',   64,   4,      2,      1,      LEAKY),      # 64 x 16 x 128
-        Box('enc3', 'conv',   64,   (1, 4), (1, 2), (0, 1), LEAKY),      # 64 x 16 x 64
-        Box('enc4', 'conv',   64,   (1, 4), (1, 2), (0, 1), LEAKY),      # 64 x 16 x 32
-        Box('enc5', 'conv',   64,   (1, 4), (1, 2), (0, 1), LEAKY),      # 64 x 16 x 16
         Box('enc6', 'conv',   1024, (1, 8), 1,      0,      LEAKY),      # 1024 x 16 x 9
         Box('enc7', 'conv',   1024, 1,      1,      0,      'tanh'),     # latent 1024 x 16 x 9
     )
     DECODER = (
         Box('dec7', 'conv',   1024, 1,      1,      0,      LEAKY),      # 1024 x 16 x 9
         Box('dec6', 'deconv', 64,   (1, 8), 1,      0,      LEAKY),      # 64 x 16 x 16
-        Box('dec5', 'deconv', 64,   (1, 4), (1, 2), (0, 1), LEAKY),      # 64 x 16 x 32
-        Box('dec4', 'deconv', 64,   (1, 4), (1, 2), (0, 1), LEAKY),      # 64 x 16 x 64
-        Box('dec3', 'deconv', 64,   (1, 4), (1, 2), (0, 1), LEAKY),      # 64 x 16 x 128
-        Box('dec2', 'deconv', 32,   4,      2,      1,      LEAKY),      # 32 x 32 x 256
-        Box('dec1', 'conv',   1,    7,      1,      3,      'softplus', False),  # 1 x 32 x 256, (0, inf)
-    )
+    ) + SHARED_DECODER                                               # dec5-dec1: 1 x 32 x 256

@@ -33,6 +33,26 @@ CONVOLUTIONS = {'conv': fast_convolution.Convolution2D,
                 'deconv': fast_convolution.Deconvolution2D}
 STOCK_CONVOLUTIONS = {'conv': L.Convolution2D, 'deconv': L.Deconvolution2D}
 
+LEAKY = 'leaky_relu'
+
+#: enc1-enc5, the boxes c9335bce and bc7db4a2 share: 1 x 32 x 256 -> 64 x 16 x 16.
+SHARED_ENCODER = (
+    #   box     op        out   ksize   stride  pad     activation   # output C x T x F
+    Box('enc1', 'conv',   32,   7,      1,      3,      LEAKY),      # 32 x 32 x 256
+    Box('enc2', 'conv',   64,   4,      2,      1,      LEAKY),      # 64 x 16 x 128
+    Box('enc3', 'conv',   64,   (1, 4), (1, 2), (0, 1), LEAKY),      # 64 x 16 x 64
+    Box('enc4', 'conv',   64,   (1, 4), (1, 2), (0, 1), LEAKY),      # 64 x 16 x 32
+    Box('enc5', 'conv',   64,   (1, 4), (1, 2), (0, 1), LEAKY),      # 64 x 16 x 16
+)
+#: dec5-dec1, the boxes they share: 64 x 16 x 16 -> 1 x 32 x 256, softplus, range (0, inf).
+SHARED_DECODER = (
+    Box('dec5', 'deconv', 64,   (1, 4), (1, 2), (0, 1), LEAKY),      # 64 x 16 x 32
+    Box('dec4', 'deconv', 64,   (1, 4), (1, 2), (0, 1), LEAKY),      # 64 x 16 x 64
+    Box('dec3', 'deconv', 64,   (1, 4), (1, 2), (0, 1), LEAKY),      # 64 x 16 x 128
+    Box('dec2', 'deconv', 32,   4,      2,      1,      LEAKY),      # 32 x 32 x 256
+    Box('dec1', 'conv',   1,    7,      1,      3,      'softplus', False),  # 1 x 32 x 256
+)
+
 
 class Block(chainer.Chain):
     """One box: convolution, activation, then (optionally) BatchNormalization."""
@@ -100,6 +120,25 @@ class AutoEncoder(chainer.Chain):
 
     def forward(self, x):
         return self.decode(self.encode(x))
+
+    def trace(self, x):
+        """[(box name, its output)] for every box in order, as the diagram's arrows show them.
+
+        The last encoder box's entry is the latent variable (before its BatchNormalization).
+        """
+        *blocks, latent = self.encoder
+        outputs = []
+        h = x
+        for block in blocks:
+            h = block(h)
+            outputs.append((block.name, h))
+        z = latent.activate(h)
+        outputs.append((latent.name, z))
+        h = latent.normalize(z)
+        for block in self.decoder:
+            h = block(h)
+            outputs.append((block.name, h))
+        return outputs
 
     def count_params(self):
         return sum(param.size for param in self.params())
