@@ -19,7 +19,8 @@ def save_spectrogram(path, spectrogram, title):
     seconds = (frames - 1) * sp.HOP_LENGTH / sp.SAMPLE_RATE + sp.FRAME_LENGTH / sp.SAMPLE_RATE
     bin_hz = sp.SAMPLE_RATE / sp.FRAME_LENGTH
     fig, ax = plt.subplots(figsize=(max(4.0, min(12.0, 3.0 * seconds + 2)), 3.6))
-    image = ax.imshow(s.T, origin='lower', aspect='auto', cmap='magma_r',
+    # interpolation_stage='data': resample values, not colours, so every pixel is on the map.
+    image = ax.imshow(s.T, origin='lower', aspect='auto', cmap='magma_r', interpolation_stage='data',
                       vmin=0, vmax=-numpy.log(sp.FLOOR),
                       extent=(0, seconds, 0.5 * bin_hz, (sp.BINS + 0.5) * bin_hz))
     ax.set_xlabel('time [s]')
