@@ -88,3 +88,22 @@ def test_link_names_follow_the_boxes(experiment):
     names = {name for name, _ in net.namedparams()}
     assert '/enc1/conv/W' in names and '/{}/bn/gamma'.format(net.ENCODER[-1].name) in names
     assert '/dec1/conv/b' in names and not any(n.startswith('/dec1/bn') for n in names)
+
+
+def _written(value):
+    """A Box field as the record writes it: 7, 1x4, 0x1."""
+    return 'x'.join(str(v) for v in value) if isinstance(value, tuple) else str(value)
+
+
+def test_the_readme_layer_table_is_the_net(bc7db4a2_net):
+    from conftest import REPOSITORY
+    import os
+    with open(os.path.join(REPOSITORY, 'bc7db4a2', 'README.md')) as f:
+        rows = [[cell.strip() for cell in line.strip().strip('|').split('|')]
+                for line in f if line.startswith('| enc') or line.startswith('| dec')]
+    boxes = bc7db4a2_net.ENCODER + bc7db4a2_net.DECODER
+    assert [row[0] for row in rows] == [box.name for box in boxes]
+    for row, box in zip(rows, boxes):
+        op = {'conv': 'Convolution', 'deconv': 'Deconvolution'}[box.op]
+        assert row[1:6] == [op, str(box.out_channels), _written(box.ksize),
+                            _written(box.stride), _written(box.pad)], box.name
