@@ -1,11 +1,13 @@
 """Each experiment's network against its record's diagram (SPEC.md, "Model bc7db4a2/c9335bce")."""
+import os
+
 import numpy
 import pytest
 
 import common  # noqa: F401
 import chainer
 
-from conftest import load_experiment_module
+from conftest import REPOSITORY, load_experiment_module
 
 # The diagrams' output columns, box by box (C, T, F).  Two arrows of bc7db4a2's diagram are
 # typos: enc7's says 1024 channels (the box has 4096) and dec2's says 64 (the box has 32).
@@ -96,8 +98,6 @@ def _written(value):
 
 
 def test_the_readme_layer_table_is_the_net(bc7db4a2_net):
-    from conftest import REPOSITORY
-    import os
     with open(os.path.join(REPOSITORY, 'bc7db4a2', 'README.md')) as f:
         rows = [[cell.strip() for cell in line.strip().strip('|').split('|')]
                 for line in f if line.startswith('| enc') or line.startswith('| dec')]
