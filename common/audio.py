@@ -8,12 +8,12 @@ Anything it cannot use raises :class:`AudioError`, whose one-line message starts
 import math
 import os
 import re
-import tempfile
 
 import numpy
 import scipy.signal
 import soundfile
 
+from common import files
 from common.spectrogram import SAMPLE_RATE
 
 _MISSING_DATA = re.compile(r'^data\s*:\s*(\d+)\s*\(should be (\d+)\)', re.MULTILINE)
@@ -139,17 +139,5 @@ def save(path, wave, sample_rate=SAMPLE_RATE):
     if int(sample_rate) != sample_rate or sample_rate <= 0:
         raise ValueError('%s: sample rate must be a positive integer, got %r' % (path, sample_rate))
     pcm = numpy.round(numpy.clip(wave, -1, 1) * 32767).astype(numpy.int16)
-    folder = os.path.dirname(os.path.abspath(path))
-    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix='.%s.' % os.path.basename(path),
-                                             suffix='.tmp')
-    try:
-        with os.fdopen(descriptor, 'wb') as stream:
-            soundfile.write(stream, pcm, int(sample_rate), subtype='PCM_16', format='WAV')
-        os.chmod(temporary, 0o644)  # mkstemp makes 0600; give the usual mode of a new file
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
+    with files.atomic_write(path) as stream:
+        soundfile.write(stream, pcm, int(sample_rate), subtype='PCM_16', format='WAV')

@@ -14,13 +14,12 @@ import hashlib
 import itertools
 import os
 import re
-import tempfile
 
 import numpy
 
 import chainer  # common/__init__.py, imported first as our package, has applied common.compat
 
-from common import audio
+from common import audio, files
 from common import spectrogram
 from common.spectrogram import EXCERPT_LENGTH, SAMPLE_RATE
 
@@ -137,12 +136,9 @@ def _read_cache(path, key, log):
 
 def _write_cache(path, key, relative_paths, waves, skipped, log):
     """Write the decoded corpus atomically; failing to write only warns."""
-    folder = os.path.dirname(path)
-    temporary = None
     try:
-        os.makedirs(folder, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=folder, suffix='.npz.tmp')
-        with os.fdopen(descriptor, 'wb') as stream:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with files.atomic_write(path) as stream:
             numpy.savez(
                 stream, key=numpy.array(key),
                 relative_paths=numpy.array(relative_paths, dtype=str).reshape(-1),
@@ -151,19 +147,11 @@ def _write_cache(path, key, relative_paths, waves, skipped, log):
                 skipped_paths=numpy.array([name for name, _ in skipped], dtype=str).reshape(-1),
                 skipped_reasons=numpy.array([reason for _, reason in skipped],
                                             dtype=str).reshape(-1))
-        os.replace(temporary, path)
-        temporary = None
         return True
     except (OSError, ValueError, MemoryError) as error:
         reason = getattr(error, 'strerror', None) or ' '.join(str(error).split())
         log('warning: cannot write corpus cache %s (%s): continuing without it' % (path, reason))
         return False
-    finally:
-        if temporary is not None:
-            try:
-                os.unlink(temporary)
-            except OSError:
-                pass
 
 
 def _decode(root, relative_paths, log):

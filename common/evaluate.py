@@ -45,7 +45,7 @@ import sys
 import numpy
 
 import common  # noqa: F401
-from common import dataset, inference, metrics
+from common import dataset, files, inference, metrics
 from common import reconstruct as tools
 from common import spectrogram as sp
 
@@ -157,12 +157,10 @@ def _check_finite(evaluation, prefix=''):
 
 
 def write(path, evaluation):
-    temporary = path + '.tmp'
     try:
-        with open(temporary, 'w') as stream:
+        with files.atomic_write(path, 'w') as stream:
             json.dump(evaluation, stream, indent=2)
             stream.write('\n')
-        os.replace(temporary, path)
     except OSError as error:
         raise tools.ToolError('cannot write %s (%s)' % (path, error.strerror or error))
 

@@ -23,7 +23,7 @@ import chainer.functions as F
 from chainer import training
 from chainer.training import extensions
 
-from common import audio, dataset, env
+from common import audio, dataset, env, files
 from common import extensions as ext
 from common import preview
 from common import report
@@ -216,10 +216,8 @@ def write_summary(path, experiment_id, args, net, corpus, trainer, device):
         'finished': datetime.datetime.now().isoformat(timespec='seconds'),
         'command': ' '.join([os.path.relpath(sys.argv[0])] + sys.argv[1:]),
     }
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
+    with files.atomic_write(path, 'w') as f:
         json.dump(summary, f, indent=2)
-    os.replace(tmp, path)
     return summary
 
 

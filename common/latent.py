@@ -36,13 +36,12 @@ non-finite values.
 import argparse
 import os
 import sys
-import tempfile
 import zipfile
 
 import numpy
 
 import common  # noqa: F401
-from common import inference
+from common import files, inference
 from common import reconstruct as tools
 from common import spectrogram as sp
 
@@ -79,23 +78,11 @@ def encode(model, summary, wave, device=None, source=''):
 
 def save(path, content):
     """numpy.savez to `path` atomically (a temporary file in its folder, then renamed)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    temporary = None
     try:
-        descriptor, temporary = tempfile.mkstemp(dir=folder, prefix='.latent.', suffix='.tmp')
-        with os.fdopen(descriptor, 'wb') as stream:
+        with files.atomic_write(path) as stream:
             numpy.savez(stream, **content)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-        temporary = None
     except OSError as error:
         raise tools.ToolError('cannot write %s (%s)' % (path, error.strerror or error))
-    finally:
-        if temporary is not None:
-            try:
-                os.unlink(temporary)
-            except OSError:
-                pass
 
 
 def load(path):

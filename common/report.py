@@ -28,7 +28,7 @@ import re
 import sys
 import urllib.parse
 
-from common import runs
+from common import files, runs
 
 INDEX = 'index.html'
 EVALUATION = 'evaluation.json'
@@ -416,10 +416,8 @@ def write_report(folder):
     """Write ``folder``/index.html (atomically) and return its path; RunError if not finished."""
     page = render(folder)
     path = os.path.join(folder, INDEX)
-    tmp = path + '.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
+    with files.atomic_write(path, 'w', encoding='utf-8') as f:
         f.write(page)
-    os.replace(tmp, path)
     return path
 
 

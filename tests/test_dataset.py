@@ -306,7 +306,9 @@ def test_multiprocess_workers_draw_different_excerpts(speech):
         iterator.finalize()
     assert {pid for pid, _ in batches[0]} == {os.getpid()}
     from_workers = batches[1] + batches[2]
-    assert len({pid for pid, _ in from_workers} - {os.getpid()}) == 2  # both workers drew
+    # Which worker draws which batch is up to the scheduler (one may take all on a busy
+    # machine); what matters is that worker draws differ from the parent's and each other's.
+    assert {pid for pid, _ in from_workers} - {os.getpid()}
     distinct = {example.tobytes() for _, example in batches[0] + from_workers}
     assert len(distinct) == 36, 'workers repeated each other\'s (or the parent\'s) draws'
 
