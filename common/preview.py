@@ -53,6 +53,7 @@ class Preview(extension.Extension):
         self.samples = samples
         self.device = device
         self.griffin_lim_iterations = griffin_lim_iterations
+        self._inputs_written = False
 
     def __call__(self, trainer):
         self.write(trainer.out, 'epoch {}'.format(trainer.updater.epoch))
@@ -62,19 +63,18 @@ class Preview(extension.Extension):
             folder = os.path.join(out, sample.folder)
             os.makedirs(folder, exist_ok=True)
             output = inference.autoencode(self.model, sample.spectrogram, self.device)
-            self._write_input(folder, sample)
+            if not self._inputs_written:
+                self._write_input(folder, sample)
             plot.save_spectrogram(os.path.join(folder, 'spectrogram_output.png'), output,
                                   'output: {} ({})'.format(sample.title, when))
             audio.save(os.path.join(folder, 'output.wav'),
                        sp.to_wave(output, n_iter=self.griffin_lim_iterations))
+        self._inputs_written = True
 
     def _write_input(self, folder, sample):
-        """The input's files depend on the input alone: written once per results folder."""
-        griffin_lim = os.path.join(folder, 'input_griffinlim.wav')
-        if os.path.exists(griffin_lim):
-            return
+        """The input's files depend on the input alone: written once per process."""
         plot.save_spectrogram(os.path.join(folder, 'spectrogram_input.png'),
                               sample.spectrogram, 'input: ' + sample.title)
         audio.save(os.path.join(folder, 'input.wav'), sample.wave)
-        audio.save(griffin_lim, sp.to_wave(sample.spectrogram,
-                                           n_iter=self.griffin_lim_iterations))
+        audio.save(os.path.join(folder, 'input_griffinlim.wav'),
+                   sp.to_wave(sample.spectrogram, n_iter=self.griffin_lim_iterations))
