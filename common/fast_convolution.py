@@ -362,11 +362,20 @@ def _contiguous(a):
     return numpy.ascontiguousarray(a)
 
 
-class Convolution2DFunction(function_node.FunctionNode):
-    """y = conv(x, W) + b on NumPy arrays; Chainer's convolution_2d with cover_all=False."""
+class _ConvolutionNode(function_node.FunctionNode):
+    """What the convolution nodes share: stride and pad, the geometry, the type checks.
+
+    ``W_IN_AXIS`` / ``W_OUT_AXIS``: the axes of W that hold the input and output channels
+    ((out, in, kh, kw) for convolution, (in, out, kh, kw) for deconvolution, as in Chainer).
+    """
+    W_IN_AXIS, W_OUT_AXIS = 1, 0
 
     def __init__(self, stride=1, pad=0):
         (self.sy, self.sx), (self.ph, self.pw) = _pair(stride), _pair(pad)
+
+    @property
+    def stride_pad(self):
+        return (self.sy, self.sx), (self.ph, self.pw)
 
     def geometry(self, W_shape):
         return Geometry(W_shape[2], W_shape[3], self.sy, self.sx, self.ph, self.pw)
@@ -377,16 +386,25 @@ class Convolution2DFunction(function_node.FunctionNode):
         x_type, w_type = in_types[:2]
         type_check.expect(
             x_type.dtype.kind == 'f', w_type.dtype == x_type.dtype,
-            x_type.ndim == 4, w_type.ndim == 4, x_type.shape[1] == w_type.shape[1])
+            x_type.ndim == 4, w_type.ndim == 4,
+            x_type.shape[1] == w_type.shape[self.W_IN_AXIS])
         if type_check.eval(n_in) == 3:
             b_type = in_types[2]
             type_check.expect(b_type.dtype == x_type.dtype, b_type.ndim == 1,
-                              b_type.shape[0] == w_type.shape[0])
+                              b_type.shape[0] == w_type.shape[self.W_OUT_AXIS])
+
+    def _retained_contiguous(self, inputs):
+        """(x, W, b or None) of forward_cpu, x and W C-contiguous and kept for backward."""
+        self.retain_inputs((0, 1))
+        b = inputs[2] if len(inputs) == 3 else None
+        return _contiguous(inputs[0]), _contiguous(inputs[1]), b
+
+
+class Convolution2DFunction(_ConvolutionNode):
+    """y = conv(x, W) + b on NumPy arrays; Chainer's convolution_2d with cover_all=False."""
 
     def forward_cpu(self, inputs):
-        self.retain_inputs((0, 1))
-        x, W = _contiguous(inputs[0]), _contiguous(inputs[1])
-        b = inputs[2] if len(inputs) == 3 else None
+        x, W, b = self._retained_contiguous(inputs)
         return conv_forward(x, W, b, self.geometry(W.shape)),
 
     def backward(self, indexes, grad_outputs):
@@ -394,42 +412,24 @@ class Convolution2DFunction(function_node.FunctionNode):
         gy, = grad_outputs
         ret = []
         if 0 in indexes:
-            ret.append(Deconvolution2DFunction(
-                (self.sy, self.sx), (self.ph, self.pw), x.shape[2:]).apply((gy, W))[0])
+            ret.append(Deconvolution2DFunction(*self.stride_pad, x.shape[2:]).apply((gy, W))[0])
         if 1 in indexes:
-            ret.append(Convolution2DGradW(
-                (self.sy, self.sx), (self.ph, self.pw), W.shape[2:]).apply((x, gy))[0])
+            ret.append(Convolution2DGradW(*self.stride_pad, W.shape[2:]).apply((x, gy))[0])
         if 2 in indexes:
             ret.append(F.sum(gy, axis=(0, 2, 3)))
         return ret
 
 
-class Deconvolution2DFunction(function_node.FunctionNode):
+class Deconvolution2DFunction(_ConvolutionNode):
     """y = deconv(x, W) + b on NumPy arrays, W (in, out, kh, kw) as Chainer's deconvolution_2d."""
+    W_IN_AXIS, W_OUT_AXIS = 0, 1
 
     def __init__(self, stride=1, pad=0, outsize=None):
-        (self.sy, self.sx), (self.ph, self.pw) = _pair(stride), _pair(pad)
+        super().__init__(stride, pad)
         self.outsize = None if outsize is None or outsize[0] is None else _pair(outsize)
 
-    def geometry(self, W_shape):
-        return Geometry(W_shape[2], W_shape[3], self.sy, self.sx, self.ph, self.pw)
-
-    def check_type_forward(self, in_types):
-        n_in = in_types.size()
-        type_check.expect(2 <= n_in, n_in <= 3)
-        x_type, w_type = in_types[:2]
-        type_check.expect(
-            x_type.dtype.kind == 'f', w_type.dtype == x_type.dtype,
-            x_type.ndim == 4, w_type.ndim == 4, x_type.shape[1] == w_type.shape[0])
-        if type_check.eval(n_in) == 3:
-            b_type = in_types[2]
-            type_check.expect(b_type.dtype == x_type.dtype, b_type.ndim == 1,
-                              b_type.shape[0] == w_type.shape[1])
-
     def forward_cpu(self, inputs):
-        self.retain_inputs((0, 1))
-        x, W = _contiguous(inputs[0]), _contiguous(inputs[1])
-        b = inputs[2] if len(inputs) == 3 else None
+        x, W, b = self._retained_contiguous(inputs)
         g = self.geometry(W.shape)
         if self.outsize is None:
             self.outsize = g.deconv_out_size(*x.shape[2:])
@@ -443,39 +443,36 @@ class Deconvolution2DFunction(function_node.FunctionNode):
         gy, = grad_outputs
         ret = []
         if 0 in indexes:
-            ret.append(Convolution2DFunction(
-                (self.sy, self.sx), (self.ph, self.pw)).apply((gy, W))[0])
+            ret.append(Convolution2DFunction(*self.stride_pad).apply((gy, W))[0])
         if 1 in indexes:
-            ret.append(Convolution2DGradW(
-                (self.sy, self.sx), (self.ph, self.pw), W.shape[2:]).apply((gy, x))[0])
+            ret.append(Convolution2DGradW(*self.stride_pad, W.shape[2:]).apply((gy, x))[0])
         if 2 in indexes:
             ret.append(F.sum(gy, axis=(0, 2, 3)))
         return ret
 
 
-class Convolution2DGradW(function_node.FunctionNode):
+class Convolution2DGradW(_ConvolutionNode):
     """gW = d conv(x, W) / dW contracted with gy; inputs (x, gy)."""
 
     def __init__(self, stride, pad, ksize):
-        (self.sy, self.sx), (self.ph, self.pw) = _pair(stride), _pair(pad)
+        super().__init__(stride, pad)
         self.kh, self.kw = _pair(ksize)
 
+    def check_type_forward(self, in_types):
+        type_check.expect(in_types.size() == 2)
+
     def forward_cpu(self, inputs):
-        self.retain_inputs((0, 1))
-        x, gy = _contiguous(inputs[0]), _contiguous(inputs[1])
-        g = Geometry(self.kh, self.kw, self.sy, self.sx, self.ph, self.pw)
-        return conv_backward_filter(x, gy, g),
+        x, gy, _ = self._retained_contiguous(inputs)
+        return conv_backward_filter(x, gy, self.geometry((None, None, self.kh, self.kw))),
 
     def backward(self, indexes, grad_outputs):
         x, gy = self.get_retained_inputs()
         ggW, = grad_outputs
         ret = []
         if 0 in indexes:
-            ret.append(Deconvolution2DFunction(
-                (self.sy, self.sx), (self.ph, self.pw), x.shape[2:]).apply((gy, ggW))[0])
+            ret.append(Deconvolution2DFunction(*self.stride_pad, x.shape[2:]).apply((gy, ggW))[0])
         if 1 in indexes:
-            ret.append(Convolution2DFunction(
-                (self.sy, self.sx), (self.ph, self.pw)).apply((x, ggW))[0])
+            ret.append(Convolution2DFunction(*self.stride_pad).apply((x, ggW))[0])
         return ret
 
 

@@ -174,27 +174,6 @@ def assert_one_line_error(capsys, prog, message):
     assert message in lines[0]
 
 
-@pytest.mark.parametrize('case', sorted(RECONSTRUCT_CASES))
-def test_reconstruct_bad_input(case, bad, bc7db4a2_run, utterance_path, capsys):
-    folder, name, message = RECONSTRUCT_CASES[case]
-    status = reconstruct.main([_path(bad, bc7db4a2_run, utterance_path, folder),
-                               _path(bad, bc7db4a2_run, utterance_path, name),
-                               str(bad / 'out.wav')])
-    assert status == 2
-    assert_one_line_error(capsys, 'python -m common.reconstruct', message)
-    assert not (bad / 'out.wav').exists()
-
-
-@pytest.mark.parametrize('case', sorted(RECONSTRUCT_CASES))
-def test_encode_bad_input(case, bad, bc7db4a2_run, utterance_path, capsys):
-    folder, name, message = RECONSTRUCT_CASES[case]
-    status = latent.main(['encode', _path(bad, bc7db4a2_run, utterance_path, folder),
-                          _path(bad, bc7db4a2_run, utterance_path, name), str(bad / 'out.npz')])
-    assert status == 2
-    assert_one_line_error(capsys, 'python -m common.latent', message)
-    assert not (bad / 'out.npz').exists()
-
-
 DECODE_CASES = {
     'latents of the wrong shape': ('RUN', 'narrow.npz', 'latents of shape (4, 1024, 16, 1)'),
     'latents of another experiment': ('RUN', 'c9335bce.npz', 'latents of experiment c9335bce'),
@@ -210,14 +189,26 @@ DECODE_CASES = {
 }
 
 
-@pytest.mark.parametrize('case', sorted(DECODE_CASES))
-def test_decode_bad_input(case, bad, bc7db4a2_run, utterance_path, capsys):
-    folder, name, message = DECODE_CASES[case]
-    status = latent.main(['decode', _path(bad, bc7db4a2_run, utterance_path, folder),
-                          _path(bad, bc7db4a2_run, utterance_path, name), str(bad / 'out.wav')])
+# Each tool: (its main, its argv before the three paths, its program name, the output file it
+# must not leave behind, its bad-input cases).
+TOOLS = {
+    'reconstruct': (reconstruct.main, [], 'python -m common.reconstruct', 'out.wav',
+                    RECONSTRUCT_CASES),
+    'encode': (latent.main, ['encode'], 'python -m common.latent', 'out.npz', RECONSTRUCT_CASES),
+    'decode': (latent.main, ['decode'], 'python -m common.latent', 'out.wav', DECODE_CASES),
+}
+
+
+@pytest.mark.parametrize('tool, case', [(tool, case) for tool, (*_, cases) in TOOLS.items()
+                                        for case in sorted(cases)])
+def test_bad_input_is_a_one_line_error(tool, case, bad, bc7db4a2_run, utterance_path, capsys):
+    main, command, prog, output, cases = TOOLS[tool]
+    folder, name, message = cases[case]
+    status = main(command + [_path(bad, bc7db4a2_run, utterance_path, folder),
+                             _path(bad, bc7db4a2_run, utterance_path, name), str(bad / output)])
     assert status == 2
-    assert_one_line_error(capsys, 'python -m common.latent', message)
-    assert not (bad / 'out.wav').exists()
+    assert_one_line_error(capsys, prog, message)
+    assert not (bad / output).exists()
 
 
 def test_unwritable_output_fails_before_the_work(bc7db4a2_run, utterance_path, tmp_path,
