@@ -197,6 +197,29 @@ def _col2im_sample(gcol, gxp_n, g, ho, wo):
         gxp_n[:, i:i + g.sy * ho:g.sy, j:j + g.sx * wo:g.sx] += g5[:, i, j]
 
 
+def _rows_col(x, g, ho, wo):
+    """im2col of the whole minibatch as rows: (N ho wo, C kh kw)."""
+    if g.is_pointwise:
+        return _to_rows(x)
+    n, c = x.shape[:2]
+    col = numpy.ascontiguousarray(_rows_col_view(_pad(x, g), g, ho, wo))
+    return col.reshape(n * ho * wo, c * g.kh * g.kw)
+
+
+def _sample_cols(x, g, ho, wo):
+    """(s, im2col of sample s as (C kh kw, ho wo)) for each sample, in one reused buffer."""
+    n, c = x.shape[:2]
+    if g.is_pointwise:
+        for s in range(n):
+            yield s, x[s].reshape(c, ho * wo)
+        return
+    padded = _PaddedSample(x, g)
+    col = numpy.empty((c, g.kh, g.kw, ho, wo), dtype=x.dtype)
+    for s in range(n):
+        numpy.copyto(col, _sample_col_view(padded(x[s]), g, ho, wo))
+        yield s, col.reshape(c * g.kh * g.kw, ho * wo)
+
+
 def conv_forward(x, W, b, geometry):
     """y = convolution of x (N, C, H, W) with W (O, C, kh, kw), plus b (O,) if given."""
     g = geometry
@@ -208,10 +231,7 @@ def conv_forward(x, W, b, geometry):
     k = c * g.kh * g.kw
     layout = _layout(p)
     if layout == 'rows':
-        if g.is_pointwise:
-            col = _to_rows(x)
-        else:
-            col = numpy.ascontiguousarray(_rows_col_view(_pad(x, g), g, ho, wo)).reshape(n * p, k)
+        col = _rows_col(x, g, ho, wo)
         y2 = numpy.matmul(col, W.reshape(o, k).T)
         if b is not None:
             y2 += b
@@ -219,9 +239,9 @@ def conv_forward(x, W, b, geometry):
 
     y = numpy.empty((n, o, ho, wo), dtype=x.dtype)
     y3 = y.reshape(n, o, p)
-    padded = _PaddedSample(x, g)
     if _y_side(g, c, o, layout):
         # z[(o, i, j), (hp, wp)] = sum_c W[o, c, i, j] xp[c, hp, wp]; y[o, h, w] = sum z shifted.
+        padded = _PaddedSample(x, g)
         wt = numpy.ascontiguousarray(W.transpose(0, 2, 3, 1)).reshape(o * g.kh * g.kw, c)
         hp, wp = h + 2 * g.ph, w + 2 * g.pw
         z = numpy.empty((o * g.kh * g.kw, hp * wp), dtype=x.dtype)
@@ -238,13 +258,7 @@ def conv_forward(x, W, b, geometry):
                     y_n += window
     else:
         wm = W.reshape(o, k)
-        col = numpy.empty((c, g.kh, g.kw, ho, wo), dtype=x.dtype)
-        for s in range(n):
-            if g.is_pointwise:
-                col_n = x[s].reshape(c, p)
-            else:
-                numpy.copyto(col, _sample_col_view(padded(x[s]), g, ho, wo))
-                col_n = col.reshape(k, p)
+        for s, col_n in _sample_cols(x, g, ho, wo):
             numpy.matmul(wm, col_n, out=y3[s])
     if b is not None:
         y3 += b[:, None]
@@ -316,16 +330,13 @@ def conv_backward_filter(x, gy, geometry):
     k = c * g.kh * g.kw
     layout = _layout(p)
     if layout == 'rows':
-        if g.is_pointwise:
-            col = _to_rows(x)
-        else:
-            col = numpy.ascontiguousarray(_rows_col_view(_pad(x, g), g, ho, wo)).reshape(n * p, k)
+        col = _rows_col(x, g, ho, wo)
         return numpy.matmul(_to_rows(gy).T, col).reshape(o, c, g.kh, g.kw)
 
-    padded = _PaddedSample(x, g)
     if _y_side(g, c, o, layout):
         # gW[o, c, i, j] = sum_(hp, wp) T[(o, i, j), (hp, wp)] xp[c, hp, wp],
         # T[o, i, j, hp, wp] = gy[o, hp - i, wp - j]: gy expanded (O kh kw rows) instead of x.
+        padded = _PaddedSample(x, g)
         hp, wp = h + 2 * g.ph, w + 2 * g.pw
         shifted = numpy.zeros((o, g.kh, g.kw, hp, wp), dtype=x.dtype)
         t2 = shifted.reshape(o * g.kh * g.kw, hp * wp)
@@ -342,13 +353,7 @@ def conv_backward_filter(x, gy, geometry):
 
     acc = numpy.zeros((o, k), dtype=x.dtype)
     part = numpy.empty_like(acc)
-    col = numpy.empty((c, g.kh, g.kw, ho, wo), dtype=x.dtype)
-    for s in range(n):
-        if g.is_pointwise:
-            col_n = x[s].reshape(c, p)
-        else:
-            numpy.copyto(col, _sample_col_view(padded(x[s]), g, ho, wo))
-            col_n = col.reshape(k, p)
+    for s, col_n in _sample_cols(x, g, ho, wo):
         numpy.matmul(gy[s].reshape(o, p), col_n.T, out=part)
         acc += part
     return acc.reshape(o, c, g.kh, g.kw)
