@@ -2,7 +2,7 @@
 
     python bench/data_loading.py [--dataset DIR] [--batchsize 50] [--batches 40] [--workers 4]
 
-Times the pipeline that common/experiment.py uses (random 16896-sample excerpts of the decoded
+Times the pipeline that an experiment's train.py uses (random 16896-sample excerpts of the decoded
 corpus -> SPEC steps 2-6 -> a minibatch, moved to the device by the updater's converter) with
 chainer.iterators.SerialIterator, and with MultiprocessIterator for comparison.  Compare the
 batches/s with bench/train_step.py's iterations/s of the same minibatch on the target device:
@@ -15,7 +15,7 @@ import time
 import common  # noqa: F401
 import chainer
 
-from common import dataset, experiment
+from common import dataset
 
 
 def batches_per_second(iterator, batches):
@@ -28,7 +28,7 @@ def batches_per_second(iterator, batches):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--dataset', default=experiment.DEMO_CORPUS)
+    parser.add_argument('--dataset', default=dataset.DEMO_CORPUS)
     parser.add_argument('--batchsize', type=int, default=50)
     parser.add_argument('--batches', type=int, default=40)
     parser.add_argument('--workers', type=int, default=4)

@@ -1,7 +1,7 @@
 """Time one training iteration of an experiment's model: stock vs fast convolutions, and PyTorch.
 
 An iteration is what the Trainer does per minibatch: forward, mean squared error (the
-``Reconstruction`` loss of common/experiment.py), backward and an RMSprop update (lr 1e-5,
+``Reconstruction`` loss of common/objectives.py), backward and an RMSprop update (lr 1e-5,
 Chainer's defaults otherwise).  Paths:
 
 * ``stock``: Chainer 7.8.1's own convolution kernels (``use_fast_convolution`` off);
@@ -81,7 +81,7 @@ class ChainerPath:
 
     def __init__(self, name, net_class, x, device):
         import chainer
-        from common.experiment import Reconstruction
+        from common.objectives import Reconstruction
         self.name, self.x, self.device = name, x, device
         self.fast = name == 'fast'
         self.model = Reconstruction(net_class())

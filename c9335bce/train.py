@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Experiment c9335bce: the first AutoEncoder, before bc7db4a2 fixed its frequency direction.
 
-Trains as recorded: RMSprop lr 1e-5, minibatch 100, 200 epochs, mean squared error between
-input and output spectrograms.  On a GPU:
+Trains as recorded.  学習 (training): the loss is the mean squared error between the input
+and the output spectrogram.  学習パラメータ (training parameters): RMSprop, learning rate
+1e-5 (alpha 0.99 and eps 1e-8, Chainer's defaults), minibatch 100, 200 epochs.  On a GPU:
 
     python c9335bce/train.py --gpu 0
 
@@ -11,11 +12,77 @@ spectrogram images and audio, the log, snapshots, model.npz, summary.json and in
 """
 import sys
 
+import numpy
+
 import common  # noqa: F401  (Chainer compatibility; must come before chainer)
-from common import experiment, protocol
+import chainer
+from chainer import training
+from chainer.training import extensions
+
+from common import cli, dataset, objectives, preview, results
+from common import extensions as ext
 from net import Net
 
-RECORD = dict(epoch=200, batchsize=100, lr=1e-5, **protocol.UNRECORDED)
+EXPERIMENT = 'c9335bce'
+
+
+def make_trainer(args, corpus, device):
+    """The record's run: data, objective, optimizer, updater, Trainer and its extensions."""
+    # Data: fresh random 1.06 s excerpts every epoch; a fixed validation set.
+    train = dataset.TrainingExcerpts(corpus.train_waves, args.excerpts_per_epoch, seed=args.seed)
+    validation = dataset.ValidationExcerpts(corpus.validation_waves, args.validation_excerpts,
+                                            seed=args.seed)
+    train_iter = chainer.iterators.SerialIterator(train, args.batchsize, shuffle=False)
+    validation_iter = chainer.iterators.SerialIterator(validation, args.batchsize,
+                                                       repeat=False, shuffle=False)
+
+    # Model and objective: mean squared error between input and output.
+    numpy.random.seed(args.seed)  # Chainer's initializers draw from NumPy's global generator
+    net = Net()
+    model = objectives.Reconstruction(net)
+    model.to_device(device)
+
+    # Optimizer: RMSprop, lr 1e-5 (the record); alpha and eps are Chainer's defaults.
+    optimizer = chainer.optimizers.RMSprop(lr=args.lr, alpha=0.99, eps=1e-8)
+    optimizer.setup(model)
+
+    updater = training.updaters.StandardUpdater(train_iter, optimizer, device=device)
+    trainer = training.Trainer(updater, (args.epoch, 'epoch'), out=args.out)
+
+    snapshot = ext.snapshot(n_retains=2)
+    trainer.extend(ext.StopOnNonFinite())
+    trainer.extend(ext.SnapshotOnInterrupt(snapshot), name='snapshot_on_interrupt')
+    trainer.extend(extensions.Evaluator(validation_iter, model, device=device))
+    trainer.extend(snapshot, trigger=(1, 'epoch'))
+    trainer.extend(extensions.LogReport())
+    trainer.extend(ext.loss_plot())
+    trainer.extend(extensions.PrintReport(
+        ['epoch', 'iteration', 'main/loss', 'validation/main/loss', 'elapsed_time']))
+    trainer.extend(extensions.ProgressBar(update_interval=1))
+    if device.xp is not numpy:
+        trainer.extend(ext.PeakGPUMemory(), name='peak_gpu_memory')
+    trainer.extend(preview.Preview(net, preview.samples(validation), device), name='preview',
+                   trigger=preview.every(args.preview_interval, args.epoch))
+    return trainer
+
+
+def parse_args(argv=None):
+    """The flags every experiment takes; the defaults are this record's (学習パラメータ)."""
+    parser = cli.training_parser(EXPERIMENT, __doc__, epoch=200, batchsize=100, lr=1e-5)
+    return cli.parse_training_args(parser, argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    resume_from = results.prepare_out(args)
+    device = cli.get_device(args.gpu)
+    corpus = dataset.load_corpus(args.dataset, seed=args.seed)
+    trainer = make_trainer(args, corpus, device)
+    if resume_from:
+        results.resume(trainer, resume_from)
+    results.run(trainer, EXPERIMENT, corpus)
+    results.finish(trainer, EXPERIMENT, args, corpus)
+
 
 if __name__ == '__main__':
-    sys.exit(experiment.main('c9335bce', Net, __doc__, **RECORD))
+    sys.exit(cli.exit_status(main))

@@ -26,6 +26,9 @@ from common.spectrogram import EXCERPT_LENGTH, SAMPLE_RATE
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg')  # matched case-insensitively
 CACHE_FORMAT = 1  # bump when the decoding or the cache layout changes: old caches are rebuilt
 MAX_DRAWS = 1000  # random windows tried for one excerpt before giving up on the corpus
+#: The built-in demo corpus (data/README.md): what training uses without --dataset.
+DEMO_CORPUS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           'data', 'demo')
 
 
 class CorpusError(Exception):

@@ -1,6 +1,7 @@
 """Shared fixtures: experiment nets loaded by path (experiment folders are scripts, not packages)."""
 import importlib.util
 import os
+import sys
 
 import pytest
 
@@ -10,10 +11,19 @@ REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def load_experiment_module(experiment_id, name='net'):
-    path = os.path.join(REPOSITORY, experiment_id, name + '.py')
-    spec = importlib.util.spec_from_file_location('{}_{}'.format(experiment_id, name), path)
+    """An experiment folder's net.py or train.py as a module (train.py's ``from net import
+    Net`` finds the net of its own folder, as when it runs as a script)."""
+    folder = os.path.join(REPOSITORY, experiment_id)
+    spec = importlib.util.spec_from_file_location('{}_{}'.format(experiment_id, name),
+                                                  os.path.join(folder, name + '.py'))
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, folder)
+    sys.modules.pop('net', None)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(folder)
+        sys.modules.pop('net', None)
     return module
 
 

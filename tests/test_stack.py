@@ -12,7 +12,7 @@ import chainer.links as L
 from chainer import training
 from chainer.training import extensions
 
-from common.experiment import Reconstruction as Regressor  # the experiments' MSE objective
+from common.objectives import Reconstruction as Regressor  # the experiments' MSE objective
 
 
 class TinyAutoEncoder(chainer.Chain):

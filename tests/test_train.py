@@ -15,7 +15,6 @@ import chainer
 import matplotlib.image
 
 from conftest import REPOSITORY, TINY_RUN, run_experiment
-from common import experiment
 from common import extensions as ext
 
 PREVIEW_FILES = ['spectrogram_input.png', 'spectrogram_output.png', 'input.wav', 'output.wav',
@@ -128,7 +127,7 @@ def test_ctrl_c_writes_a_snapshot_and_stops_with_a_message(tmp_path):
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 2
     assert 'interrupted' in stderr and '--resume' in stderr and 'Traceback' not in stderr
-    newest = experiment.snapshots(str(out))[-1]
+    newest = ext.snapshots(str(out))[-1]
     assert int(newest.rsplit('_', 1)[1]) > 2  # a snapshot of where it stopped, mid-epoch
     assert not (out / 'summary.json').exists()
 
@@ -157,9 +156,9 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_snapshot(tmp_path):
     updater = chainer.training.updaters.StandardUpdater(iterator, optimizer)
     trainer = chainer.training.Trainer(updater, (3, 'epoch'), out=str(trainer_out))
     trainer.extend(ext.StopOnNonFinite())
-    trainer.extend(chainer.training.extensions.snapshot(filename=experiment.SNAPSHOT),
+    trainer.extend(chainer.training.extensions.snapshot(filename=ext.SNAPSHOT),
                    trigger=(4, 'iteration'))
     with pytest.raises(ext.NonFiniteLoss, match='nan'):
         trainer.run(show_loop_exception_msg=False)
-    assert [os.path.basename(p) for p in experiment.snapshots(str(trainer_out))] == \
+    assert [os.path.basename(p) for p in ext.snapshots(str(trainer_out))] == \
         ['snapshot_iter_4']

@@ -1,0 +1,62 @@
+"""Each experiment's train.py builds the Trainer of its record (SPEC.md, "Training and results").
+
+The records' values are written out here, independently of the train.py files, so a change to
+an experiment's training (or to common/ under it) that alters its record fails this test.
+"""
+import chainer
+import numpy
+import pytest
+
+from conftest import load_experiment_module
+from common import dataset, objectives
+
+#: SPEC.md: RMSprop lr 1e-5 (alpha 0.99, eps 1e-8), MSE, 200 epochs; minibatch 50 / 100.
+RECORDS = {
+    'bc7db4a2': dict(batchsize=50, epoch=200, lr=1e-5, parameters=102054657),
+    'c9335bce': dict(batchsize=100, epoch=200, lr=1e-5, parameters=3323649),
+}
+#: The extensions of a record's run, in the order train.py adds them.
+EXTENSIONS = ['StopOnNonFinite', 'snapshot_on_interrupt', 'validation', '_Snapshot',
+              'LogReport', 'PlotReport', 'PrintReport', 'ProgressBar', 'preview']
+
+
+@pytest.fixture(scope='module')
+def corpus():
+    return dataset.load_corpus(dataset.DEMO_CORPUS, log=lambda message: None)
+
+
+@pytest.mark.parametrize('experiment_id', sorted(RECORDS))
+def test_train_py_builds_the_trainer_of_its_record(experiment_id, corpus, tmp_path):
+    record = RECORDS[experiment_id]
+    train = load_experiment_module(experiment_id, 'train')
+    args = train.parse_args(['--out', str(tmp_path)])
+    trainer = train.make_trainer(args, corpus, chainer.get_device('@numpy'))
+
+    assert (trainer.stop_trigger.period, trainer.stop_trigger.unit) == (record['epoch'], 'epoch')
+    assert trainer.updater.get_iterator('main').batch_size == record['batchsize']
+    optimizer = trainer.updater.get_optimizer('main')
+    assert type(optimizer) is chainer.optimizers.RMSprop
+    assert optimizer.lr == record['lr']
+    assert (optimizer.alpha, optimizer.eps, optimizer.eps_inside_sqrt) == (0.99, 1e-8, False)
+    model = optimizer.target
+    assert type(model) is objectives.Reconstruction
+    assert model.predictor.count_params() == record['parameters']
+    assert list(trainer._extensions) == EXTENSIONS
+    assert trainer.get_extension('snapshot_on_interrupt').snapshot is \
+        trainer.get_extension('_Snapshot')
+
+
+def test_the_objective_is_the_mean_squared_error_of_the_reconstruction():
+    class Halve(chainer.Link):
+        def forward(self, x):
+            return x / 2
+
+    x = numpy.arange(6, dtype=numpy.float32).reshape(1, 1, 2, 3)
+    observation = {}
+    model = objectives.Reconstruction(Halve())
+    reporter = chainer.Reporter()
+    reporter.add_observer('main', model)
+    with reporter.scope(observation):
+        loss = model(x)
+    assert float(loss.array) == pytest.approx(numpy.mean((x / 2 - x) ** 2))
+    assert float(observation['main/loss'].array) == float(loss.array)
