@@ -26,13 +26,13 @@ from net import Net
 EXPERIMENT = 'c9335bce'
 
 
-def make_trainer(args, corpus, device):
+def make_trainer(args, corpus, device, run_id=None):
     """The record's run: data, objective, optimizer, updater, Trainer and its extensions."""
     # Data: fresh random 1.06 s excerpts every epoch; a fixed validation set.
     train = dataset.TrainingExcerpts(corpus.train_waves, args.excerpts_per_epoch, seed=args.seed)
     validation = dataset.ValidationExcerpts(corpus.validation_waves, args.validation_excerpts,
                                             seed=args.seed)
-    train_iter = chainer.iterators.SerialIterator(train, args.batchsize, shuffle=False)
+    train_iter = dataset.ResumableIterator(train, args.batchsize, shuffle=False)
     validation_iter = chainer.iterators.SerialIterator(validation, args.batchsize,
                                                        repeat=False, shuffle=False)
 
@@ -49,11 +49,12 @@ def make_trainer(args, corpus, device):
     updater = training.updaters.StandardUpdater(train_iter, optimizer, device=device)
     trainer = training.Trainer(updater, (args.epoch, 'epoch'), out=args.out)
 
-    snapshot = ext.snapshot(n_retains=2)
+    snapshot = ext.snapshot(n_retains=max(args.snapshots_kept, 1))
+    trainer.extend(ext.RunIdentity(EXPERIMENT, run_id), name='run')
     trainer.extend(ext.StopOnNonFinite())
     trainer.extend(ext.SnapshotOnInterrupt(snapshot), name='snapshot_on_interrupt')
     trainer.extend(extensions.Evaluator(validation_iter, model, device=device))
-    trainer.extend(snapshot, trigger=(1, 'epoch'))
+    trainer.extend(snapshot, trigger=ext.every_epochs(args.snapshot_interval, args.epoch))
     trainer.extend(extensions.LogReport())
     trainer.extend(ext.loss_plot())
     trainer.extend(extensions.PrintReport(
@@ -62,7 +63,7 @@ def make_trainer(args, corpus, device):
     if device.xp is not numpy:
         trainer.extend(ext.PeakGPUMemory(), name='peak_gpu_memory')
     trainer.extend(preview.Preview(net, preview.samples(validation), device), name='preview',
-                   trigger=preview.every(args.preview_interval, args.epoch))
+                   trigger=ext.every_epochs(args.preview_interval, args.epoch))
     return trainer
 
 
@@ -74,14 +75,14 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    resume_from = results.prepare_out(args)
-    device = cli.get_device(args.gpu)
-    corpus = dataset.load_corpus(args.dataset, seed=args.seed)
-    trainer = make_trainer(args, corpus, device)
-    if resume_from:
-        results.resume(trainer, resume_from)
-    results.run(trainer, EXPERIMENT, corpus)
-    results.finish(trainer, EXPERIMENT, args, corpus)
+    with results.ResultsFolder(args, EXPERIMENT) as out:  # locked; a run is never overwritten
+        device = cli.get_device(args.gpu)
+        corpus = dataset.load_corpus(args.dataset, seed=args.seed)
+        trainer = make_trainer(args, corpus, device, out.run_id)
+        if out.resume_from:
+            results.resume(trainer, out.resume_from)
+        results.run(trainer, EXPERIMENT, corpus)
+        results.finish(trainer, EXPERIMENT, args, corpus)
 
 
 if __name__ == '__main__':

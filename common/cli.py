@@ -15,6 +15,12 @@ import chainer
 from common import audio, dataset, protocol
 
 
+#: A snapshot of bc7db4a2 is 816 MB (the model and RMSprop's state, 408 MB each): one every 5
+#: epochs, the newest kept, bounds both the disk and the epochs a hard kill can lose.
+SNAPSHOT_INTERVAL = 5
+SNAPSHOTS_KEPT = 1
+
+
 class UsageError(Exception):
     """Bad flags, results folder or snapshot: reported as one line, exit status 2."""
 
@@ -58,6 +64,12 @@ def training_parser(experiment_id, description, *, epoch, batchsize, lr, **unrec
                         help='fixed validation excerpts (default: %(default)s)')
     parser.add_argument('--preview-interval', type=int, default=defaults['preview_interval'],
                         help='write spectrogram images and audio every N epochs and at the end')
+    parser.add_argument('--snapshot-interval', type=int, default=SNAPSHOT_INTERVAL,
+                        help='write a trainer snapshot (for --resume) every N epochs and at the '
+                             'end (default: %(default)s; Ctrl-C and SIGTERM always write one)')
+    parser.add_argument('--snapshots-kept', type=int, default=SNAPSHOTS_KEPT,
+                        help='newest snapshots kept in --out (default: %(default)s; 0: remove '
+                             'them when the run has finished, so it cannot be continued)')
     return parser
 
 
@@ -65,9 +77,11 @@ def parse_training_args(parser, argv=None):
     """Parse and check the flags of :func:`training_parser` (argparse's own errors on misuse)."""
     args = parser.parse_args(argv)
     for name in ('epoch', 'batchsize', 'excerpts_per_epoch', 'validation_excerpts',
-                 'preview_interval'):
+                 'preview_interval', 'snapshot_interval'):
         if getattr(args, name) < 1:
             parser.error('--{} must be at least 1'.format(name.replace('_', '-')))
+    if args.snapshots_kept < 0:
+        parser.error('--snapshots-kept must be at least 0')
     if args.lr <= 0:
         parser.error('--lr must be positive')
     return args
@@ -82,9 +96,13 @@ def get_device(gpu):
 
 def exit_status(main, argv=None):
     """Run ``main(argv)``; a bad input becomes one line on stderr and exit status 2."""
+    prog = os.path.basename(sys.argv[0])
     try:
         main(argv)
     except ONE_LINE_ERRORS as e:
-        print('{}: error: {}'.format(os.path.basename(sys.argv[0]), e), file=sys.stderr)
+        print('{}: error: {}'.format(prog, e), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside the training loop
+        print('{}: interrupted'.format(prog), file=sys.stderr)
+        return 130
     return 0

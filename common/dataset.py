@@ -305,47 +305,56 @@ class TrainingExcerpts(chainer.dataset.DatasetMixin):
     random offset in a file chosen in proportion to its usable length.  Windows the silence rules
     reject are redrawn, up to MAX_DRAWS times, then CorpusError.
 
-    Randomness: a numpy Generator seeded from `seed` in the process that created the dataset
-    (one process: reproducible).  In any other process, e.g. a worker of
-    chainer.iterators.MultiprocessIterator, it is re-seeded from (seed, pid, a counter) on first
-    use there, so workers never repeat each other's draws.
+    Randomness: in the process that created the dataset, the k-th excerpt is drawn from a
+    Generator seeded with (seed, stream, k), so the excerpts are a function of ``seed``,
+    ``stream`` (a data-parallel worker's rank: each worker its own stream) and ``drawn``, the
+    number of excerpts drawn so far.  :meth:`serialize` saves ``drawn`` (the iterator of
+    :class:`ResumableIterator` puts it into trainer snapshots), so a resumed run continues the
+    stream exactly where it stopped.  In any other process, e.g. a worker of
+    chainer.iterators.MultiprocessIterator, draws come from a Generator seeded from (seed,
+    stream, pid, a counter), so workers never repeat each other's draws (not reproducible).
     """
 
-    def __init__(self, waves, n_excerpts, seed=0):
+    def __init__(self, waves, n_excerpts, seed=0, stream=0):
         if int(n_excerpts) < 1:
             raise ValueError('n_excerpts must be at least 1, got %r' % (n_excerpts,))
         self._windows = _Windows(waves)
         self.n_excerpts = int(n_excerpts)
         self.seed = int(seed)
-        self._rng = None
-        self._rng_pid = None
-        self._home_pid = os.getpid()  # the process whose draws follow `seed` alone
+        self.stream = int(stream)
+        self.drawn = 0
+        self._worker_rng = None
+        self._worker_pid = None
+        self._home_pid = os.getpid()  # the process whose draws follow (seed, stream, drawn)
 
     def __len__(self):
         return self.n_excerpts
 
     def __getstate__(self):  # a pickled copy (spawned worker) seeds its own generator
         state = self.__dict__.copy()
-        state['_rng'] = None
-        state['_rng_pid'] = None
+        state['_worker_rng'] = None
+        state['_worker_pid'] = None
         return state
 
-    @property
-    def rng(self):
-        """This process's Generator (created or re-seeded when the process changes)."""
+    def serialize(self, serializer):
+        self.drawn = int(serializer('drawn', self.drawn))
+
+    def _next_rng(self):
+        """The Generator of the next excerpt in this process."""
         pid = os.getpid()
-        if self._rng is None or self._rng_pid != pid:
-            if pid == self._home_pid:
-                entropy = self.seed
-            else:
-                entropy = [self.seed, pid, next(_RESEEDS)]
-            self._rng = numpy.random.default_rng(numpy.random.SeedSequence(entropy))
-            self._rng_pid = pid
-        return self._rng
+        if pid == self._home_pid:
+            rng = numpy.random.default_rng([self.seed, self.stream, self.drawn])
+            self.drawn += 1
+            return rng
+        if self._worker_rng is None or self._worker_pid != pid:
+            self._worker_rng = numpy.random.default_rng(
+                [self.seed, self.stream, pid, next(_RESEEDS)])
+            self._worker_pid = pid
+        return self._worker_rng
 
     def draw_excerpt(self):
         """A normalized accepted window (float32, 16896 samples) and its (file, offset)."""
-        rng = self.rng
+        rng = self._next_rng()
         for _ in range(MAX_DRAWS):
             files, offsets = self._windows.draw(rng, 1)
             location = (int(files[0]), int(offsets[0]))
@@ -359,6 +368,19 @@ class TrainingExcerpts(chainer.dataset.DatasetMixin):
     def get_example(self, i):
         scaled, _ = self.draw_excerpt()
         return spectrogram.normalized_to_spectrograms(scaled)
+
+
+class ResumableIterator(chainer.iterators.SerialIterator):
+    """Chainer's SerialIterator, whose snapshot state also holds its dataset's (``serialize``).
+
+    With :class:`TrainingExcerpts` that is the position in the random excerpt stream, so
+    ``--resume`` draws exactly the excerpts an uninterrupted run would have drawn.
+    """
+
+    def serialize(self, serializer):
+        super().serialize(serializer)
+        if hasattr(self.dataset, 'serialize'):
+            self.dataset.serialize(serializer['dataset'])
 
 
 class ValidationExcerpts(chainer.dataset.DatasetMixin):

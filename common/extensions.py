@@ -1,10 +1,13 @@
 """Chainer Trainer extensions of this repository, and factories of Chainer's own as we set them.
 
 - :class:`StopOnNonFinite` stops training when the loss turns NaN or Inf.
-- :class:`SnapshotOnInterrupt` turns Ctrl-C into "finish this iteration, snapshot, stop".
+- :class:`SnapshotOnInterrupt` turns Ctrl-C and SIGTERM into "finish this iteration, snapshot,
+  stop".
+- :class:`RunIdentity` puts the experiment and the run into every snapshot.
 - :class:`PeakGPUMemory` follows the CuPy memory pool's size (the record's 3017 MiB card).
 - :func:`snapshot`: Chainer's trainer snapshot, uncompressed, named ``snapshot_iter_N``.
 - :func:`loss_plot`: Chainer's PlotReport of the learning curve (``loss.png``).
+- :func:`every_epochs`: the trigger of snapshots and previews.
 - :class:`Preview` (in :mod:`common.preview`) writes spectrogram images and audio.
 """
 import functools
@@ -25,9 +28,19 @@ SNAPSHOT = 'snapshot_iter_{.updater.iteration}'
 save_npz = functools.partial(chainer.serializers.save_npz, compression=False)
 
 
-def snapshot(n_retains=2):
-    """Chainer's trainer snapshot (everything --resume needs), the newest ``n_retains`` kept."""
+def snapshot(n_retains=1):
+    """Chainer's trainer snapshot (everything --resume needs), the newest ``n_retains`` kept.
+
+    A snapshot holds the model, the optimizer's state (RMSprop's running mean square: as large
+    as the model), the iterators' positions and the extensions' states (log, plot).
+    """
     return extensions.snapshot(savefun=save_npz, filename=SNAPSHOT, n_retains=n_retains)
+
+
+def every_epochs(interval, final_epoch):
+    """Trigger: at the end of every ``interval``-th epoch and of the final epoch."""
+    return lambda trainer: trainer.updater.is_new_epoch and (
+        trainer.updater.epoch % interval == 0 or trainer.updater.epoch >= final_epoch)
 
 
 def snapshots(out):
@@ -81,39 +94,67 @@ class StopOnNonFinite(extension.Extension):
 
 
 class SnapshotOnInterrupt(extension.Extension):
-    """On the first Ctrl-C, let the iteration finish, write ``snapshot`` and stop training.
+    """On Ctrl-C (SIGINT) or SIGTERM, let the iteration finish, write ``snapshot``, stop training.
 
-    A second Ctrl-C interrupts at once, as usual.  ``snapshot`` is a snapshot extension
-    (chainer.training.extensions.snapshot), called directly.
+    SIGTERM is what ``timeout``, Slurm, Kubernetes and ``mpiexec`` send; it is treated like
+    Ctrl-C.  The extension runs after every other extension of the iteration (evaluation, log,
+    previews, the epoch's own snapshot), so the snapshot holds the iteration complete and a
+    resumed run ends with exactly the log of an uninterrupted one.  A second signal ends the
+    process at once, as usual.  ``snapshot`` is the run's snapshot extension, called directly
+    unless it has just written this iteration's snapshot.
     """
     trigger = (1, 'iteration')
-    priority = extension.PRIORITY_WRITER + 50
+    priority = -1000  # below Chainer's snapshot extensions (-100): the very last of an iteration
+    SIGNALS = {signal.SIGINT: 'Ctrl-C', signal.SIGTERM: 'SIGTERM'}
 
     def __init__(self, snapshot):
         self.snapshot = snapshot
-        self.requested = False
-        self._previous_handler = None
+        self.requested = None  # the name of the signal received
+        self._previous_handlers = {}
 
     def initialize(self, trainer):
-        try:
-            self._previous_handler = signal.signal(signal.SIGINT, self._request)
-        except ValueError:  # not the main thread: leave Ctrl-C alone
-            self._previous_handler = None
+        for signum in self.SIGNALS:
+            try:
+                self._previous_handlers[signum] = signal.signal(signum, self._request)
+            except ValueError:  # not the main thread: leave the signals alone
+                pass
 
     def _request(self, signum, frame):
-        self.requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        self.requested = self.SIGNALS[signum]
+        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT
+                      else signal.SIG_DFL)
 
     def __call__(self, trainer):
         if self.requested:
-            self.snapshot(trainer)
-            raise Interrupted('interrupted at epoch {:.2f}, iteration {}'.format(
-                trainer.updater.epoch_detail, trainer.updater.iteration))
+            if not os.path.exists(os.path.join(trainer.out, SNAPSHOT.format(trainer))):
+                self.snapshot(trainer)
+            raise Interrupted('interrupted ({}) at epoch {:.2f}, iteration {}'.format(
+                self.requested, trainer.updater.epoch_detail, trainer.updater.iteration))
 
     def finalize(self):
-        if self._previous_handler is not None:
-            signal.signal(signal.SIGINT, self._previous_handler)
-            self._previous_handler = None
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+        self._previous_handlers = {}
+
+
+class RunIdentity(extension.Extension):
+    """Which experiment and which run a trainer snapshot belongs to (``extensions/run/...``).
+
+    It does nothing during training; its state goes into every snapshot, so ``--resume`` can
+    refuse a snapshot of another experiment, or one that would overwrite another run's folder.
+    """
+    trigger = (1, 'epoch')
+
+    def __init__(self, experiment_id, run_id):
+        self.experiment = experiment_id
+        self.run = run_id
+
+    def __call__(self, trainer):
+        pass
+
+    def serialize(self, serializer):
+        self.experiment = str(serializer('experiment', self.experiment))
+        self.run = str(serializer('run', self.run))
 
 
 class PeakGPUMemory(extension.Extension):

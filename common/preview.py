@@ -50,12 +50,6 @@ def samples(validation):
             pysptk_sample()]
 
 
-def every(interval, final_epoch):
-    """Trigger: at the end of every ``interval``-th epoch and of the final epoch."""
-    return lambda trainer: trainer.updater.is_new_epoch and (
-        trainer.updater.epoch % interval == 0 or trainer.updater.epoch >= final_epoch)
-
-
 class Preview(extension.Extension):
     """Write spectrogram images and audio of ``samples`` into ``trainer.out``."""
     priority = extension.PRIORITY_READER

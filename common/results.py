@@ -1,14 +1,20 @@
 """The results folder of a training run: refuse, start over or resume; run; write the record.
 
-An experiment's ``train.py`` calls, in order, :func:`prepare_out` (before anything slow),
-:func:`resume` (with ``--resume``), :func:`run` and :func:`finish`.  The finished folder holds
+An experiment's ``train.py`` holds :class:`ResultsFolder` for the life of the run, and calls, in
+order, :func:`resume` (with ``--resume``), :func:`run` and :func:`finish`.  The finished folder holds
 ``model.npz``, ``summary.json`` and ``index.html`` besides what the Trainer's extensions wrote
 (log, loss.png, previews, snapshots); :mod:`common.runs` reads it back.
 """
+import contextlib
 import datetime
+import fcntl
+import glob
 import json
 import os
+import shutil
 import sys
+import uuid
+import zipfile
 
 import numpy
 
@@ -22,33 +28,195 @@ from common.cli import UsageError
 
 #: A folder holding any of these (or a snapshot) holds a run.
 RUN_FILES = ('log', 'summary.json', 'model.npz', 'index.html')
+#: What a finished run writes at its end: removed when a run (re)starts in the folder, so a
+#: folder never claims a finish that its log and snapshots have moved past.
+FINISHED_FILES = ('model.npz', 'summary.json', 'index.html')
+LOCK = '.lock'
 
 
-def prepare_out(args):
-    """Refuse to overwrite a run unless --resume or --force; return the snapshot to resume."""
-    previous = [name for name in RUN_FILES if os.path.exists(os.path.join(args.out, name))]
-    previous += [os.path.basename(path) for path in ext.snapshots(args.out)]
-    if args.resume:
-        if args.force:
-            raise UsageError('--resume and --force contradict each other: give one')
+class ResultsFolder:
+    """``--out`` for the life of a run: locked, checked, cleaned; ``with ResultsFolder(...)``.
+
+    On entering, it creates the folder (one-line errors when it is a file, cannot be created
+    or is not writable), takes an OS lock on ``.lock`` inside it (a second training process
+    is refused in one line), removes leftovers of writes that a killed process left behind,
+    and decides between a new run and ``--resume``:
+
+    - a folder holding a run is refused unless ``--resume`` or ``--force`` is given;
+    - ``--resume`` takes a snapshot of this experiment only, and one of the run the folder
+      holds, unless ``--force`` says to replace that run;
+    - when a run (re)starts, the files of a finished run (model.npz, summary.json,
+      index.html) are removed: the run writes them again when it ends.
+
+    ``resume_from`` is then the snapshot to load (or None) and ``run_id`` the run's identity
+    (a new one, or the snapshot's).  If the block fails before anything but the lock was
+    written in a folder this created, the folder is removed again.
+    """
+
+    def __init__(self, args, experiment_id):
+        self.out = args.out
+        self.args = args
+        self.experiment_id = experiment_id
+        self.resume_from = None
+        self.run_id = None
+        self._lock = None
+        self._created = False
+
+    def __enter__(self):
+        try:
+            self._open()
+            self._decide()
+        except BaseException:
+            self._close(failed=True)
+            raise
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        self._close(failed=kind is not None)
+        return False
+
+    def _open(self):
+        out = self.out
+        if os.path.exists(out) and not os.path.isdir(out):
+            raise UsageError('{}: --out is a file, not a folder'.format(out))
+        self._created = not os.path.exists(out)
+        try:
+            os.makedirs(out, exist_ok=True)
+            self._lock = open(os.path.join(out, LOCK), 'a+')
+        except OSError as e:
+            raise UsageError('{}: cannot write there ({})'.format(out, e.strerror or e))
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock.seek(0)
+            holder = self._lock.read().strip() or 'unknown'
+            self._lock.close()
+            self._lock = None
+            raise UsageError('{}: another training process (pid {}) is using this results '
+                             'folder; wait for it or give another --out'.format(out, holder))
+        self._lock.seek(0)
+        self._lock.truncate()
+        self._lock.write(str(os.getpid()))
+        self._lock.flush()
+        _remove_leftovers(out)
+
+    def _decide(self):
+        args, out = self.args, self.out
+        held = [name for name in RUN_FILES if os.path.exists(os.path.join(out, name))]
+        held += [os.path.basename(path) for path in ext.snapshots(out)]
+        if not args.resume:
+            if held and not args.force:
+                raise UsageError(
+                    '{} already holds a run ({}): pass --resume to continue it or --force to '
+                    'start over'.format(out, ', '.join(held[:4])))
+            _remove(out, held)
+            self.run_id = uuid.uuid4().hex
+            return
         path = args.resume
         if path == 'latest':
-            found = ext.snapshots(args.out)
+            found = ext.snapshots(out)
             if not found:
-                raise UsageError('{}: no snapshot to resume from'.format(args.out))
+                raise UsageError('{}: no snapshot to resume from'.format(out))
             path = found[-1]
         if not os.path.isfile(path):
             raise UsageError('{}: no such snapshot'.format(path))
-        return path
-    if previous and not args.force:
-        raise UsageError(
-            '{} already holds a run ({}): pass --resume to continue it or --force to start over'
-            .format(args.out, ', '.join(previous[:4])))
-    if previous:
-        for name in previous:
-            os.remove(os.path.join(args.out, name))
-    os.makedirs(args.out, exist_ok=True)
-    return None
+        experiment, run = snapshot_identity(path)
+        if experiment != self.experiment_id:
+            raise UsageError('{}: a snapshot of experiment {}, not {}; resume it with {}/train.py'
+                             .format(path, experiment, self.experiment_id, experiment))
+        others = self._other_runs(run, path)
+        if others and not args.force:
+            raise UsageError(
+                '{} holds another run ({}) than the snapshot {}: pass --force to replace it, '
+                'or give another --out'.format(out, ', '.join(others[:4]), path))
+        inside = os.path.abspath(os.path.dirname(path)) == os.path.abspath(out)
+        _remove(out, [name for name in held if name in others or name in FINISHED_FILES
+                      if not (inside and name == os.path.basename(path))])
+        self.resume_from = path
+        self.run_id = run
+
+    def _other_runs(self, run, snapshot):
+        """Files in the folder that belong to another run than ``run``."""
+        others = []
+        summary = _read_summary(os.path.join(self.out, 'summary.json'))
+        if summary is not None and summary.get('run') != run:
+            others += [name for name in RUN_FILES if os.path.exists(os.path.join(self.out, name))]
+        for path in ext.snapshots(self.out):
+            if os.path.abspath(path) == os.path.abspath(snapshot):
+                continue
+            try:
+                if snapshot_identity(path)[1] != run:
+                    others.append(os.path.basename(path))
+            except UsageError:
+                others.append(os.path.basename(path))
+        if not others and summary is None and os.path.exists(os.path.join(self.out, 'log')) \
+                and not ext.snapshots(self.out):
+            others.append('log')  # a log of a run that never wrote a snapshot: not this one
+        return sorted(set(others), key=others.index)
+
+    def _close(self, failed):
+        if self._lock is None:
+            return
+        if failed and self._created and os.listdir(self.out) == [LOCK]:
+            os.remove(os.path.join(self.out, LOCK))
+            os.rmdir(self.out)
+        self._lock.close()  # releases the lock
+        self._lock = None
+
+
+def _remove(out, names):
+    for name in names:
+        path = os.path.join(out, name)
+        if os.path.exists(path):
+            os.remove(path)
+
+
+def _remove_leftovers(out):
+    """Temporaries of writes that a killed process left: Chainer's snapshot writer's
+    ``tmpsnapshot_iter_*`` folders and :func:`common.files.atomic_write`'s ``.*.tmp`` files."""
+    for path in glob.glob(os.path.join(out, 'tmpsnapshot_iter_*')):
+        shutil.rmtree(path, ignore_errors=True)
+    for path in glob.glob(os.path.join(out, '.*.tmp')) + glob.glob(
+            os.path.join(out, '*', '.*.tmp')):
+        with contextlib.suppress(OSError):
+            os.remove(path)
+
+
+def _read_summary(path):
+    """summary.json as a dict, or None (absent or unreadable)."""
+    try:
+        with open(path) as f:
+            summary = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
+def snapshot_identity(path):
+    """(experiment, run) of a trainer snapshot, read without unpickling; UsageError if ``path``
+    is not a readable trainer snapshot of this repository."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if 'updater/iteration.npy' not in names:
+                raise UsageError('{}: not a trainer snapshot (no updater/iteration)'.format(path))
+            identity = []
+            for key in ('experiment', 'run'):
+                name = 'extensions/run/{}.npy'.format(key)
+                if name not in names:
+                    raise UsageError('{}: a snapshot without a run identity (written by an '
+                                     'older version of this repository, or not by it)'
+                                     .format(path))
+                with archive.open(name) as member:
+                    value = numpy.lib.format.read_array(member, allow_pickle=False)
+                if value.dtype.kind != 'U' or value.ndim != 0 or value.size * 4 > 1000:
+                    raise UsageError('{}: not a trainer snapshot of this repository (bad {})'
+                                     .format(path, name))
+                identity.append(str(value))
+            return tuple(identity)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise UsageError('{}: not a readable trainer snapshot ({}: {})'.format(
+            path, type(e).__name__, e))
 
 
 def resume(trainer, snapshot):
@@ -73,15 +241,37 @@ def run(trainer, experiment_id, corpus):
             e, kept[-1] if kept else 'none'))
     except ext.Interrupted as e:
         raise UsageError('{}; snapshot written, continue with --resume'.format(e))
+    except OSError as e:  # a full disk, a folder made read-only or removed under the run
+        kept = ext.snapshots(trainer.out)
+        raise UsageError('cannot write into {} ({}{}); newest snapshot: {}'.format(
+            trainer.out, e.strerror or e, ': ' + str(e.filename) if e.filename else '',
+            kept[-1] if kept else 'none'))
 
 
 def finish(trainer, experiment_id, args, corpus):
-    """Write model.npz, summary.json and index.html of a run that ended; return the summary."""
+    """Write model.npz, summary.json and index.html of a run that ended; return the summary.
+
+    Each is written atomically (a kill leaves the old file or none, never half of one), the
+    model before the summary: a folder with summary.json is a finished run.  With ``--snapshots-kept 0``
+    the snapshots are removed last.
+    """
     net = trainer.updater.get_optimizer('main').target.predictor
-    ext.save_npz(os.path.join(args.out, 'model.npz'), net)
-    summary = write_summary(os.path.join(args.out, 'summary.json'), experiment_id, args,
-                            corpus, trainer)
-    report.write_report(args.out)  # index.html: the run's page (python -m common.report)
+    try:
+        # The log as the LogReport holds it: a run resumed from a finished snapshot into
+        # another folder ends without an iteration, so its LogReport never wrote there.
+        with files.atomic_write(os.path.join(args.out, 'log'), 'w') as f:
+            json.dump(trainer.get_extension('LogReport').log, f, indent=4)
+        with files.atomic_write(os.path.join(args.out, 'model.npz')) as f:
+            ext.save_npz(f, net)
+        summary = write_summary(os.path.join(args.out, 'summary.json'), experiment_id, args,
+                                corpus, trainer)
+        report.write_report(args.out)  # index.html: the run's page (python -m common.report)
+    except OSError as e:
+        kept = ext.snapshots(args.out)
+        raise UsageError('cannot write the finished run into {} ({}); --resume {} writes it '
+                         'again'.format(args.out, e.strerror or e, kept[-1] if kept else ''))
+    if args.snapshots_kept == 0:
+        _remove(args.out, [os.path.basename(path) for path in ext.snapshots(args.out)])
     print('finished in {:.1f} min: training MSE {}, validation MSE {}; results in {}'.format(
         trainer.elapsed_time / 60,
         summary['final_training_mse'], summary['final_validation_mse'], args.out))
@@ -99,6 +289,8 @@ def hyperparameters(args, optimizer, model):
         'excerpts_per_epoch': args.excerpts_per_epoch,
         'validation_excerpts': args.validation_excerpts,
         'preview_interval': args.preview_interval,
+        'snapshot_interval': args.snapshot_interval,
+        'snapshots_kept': args.snapshots_kept,
     }
 
 
@@ -116,6 +308,7 @@ def write_summary(path, experiment_id, args, corpus, trainer):
     environment = env.describe()
     summary = {
         'experiment': experiment_id,
+        'run': trainer.get_extension('run').run,
         'net': '{}/net.py:{}'.format(experiment_id, type(net).__name__),
         'hyperparameters': hyperparameters(args, optimizer, model),
         'parameters': int(net.count_params()),

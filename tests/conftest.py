@@ -1,7 +1,10 @@
 """Shared fixtures: experiment nets loaded by path (experiment folders are scripts, not packages)."""
 import importlib.util
+import json
 import os
+import subprocess
 import sys
+import time
 
 import pytest
 
@@ -34,16 +37,41 @@ def bc7db4a2_net():
 
 # A tiny but complete training run: the full network on CPU at minibatch 2.
 TINY_RUN = ['--gpu', '-1', '--epoch', '2', '--batchsize', '2', '--excerpts-per-epoch', '4',
-            '--validation-excerpts', '2']
+            '--validation-excerpts', '2', '--snapshot-interval', '1']
 
 
 def run_experiment(experiment_id, *flags, timeout=600):
     """``python <experiment>/train.py FLAGS`` as a user runs it; returns the CompletedProcess."""
-    import subprocess
-    import sys
     return subprocess.run([sys.executable, os.path.join(REPOSITORY, experiment_id, 'train.py')]
                           + list(flags), capture_output=True, text=True, timeout=timeout,
                           cwd=REPOSITORY)
+
+
+def start_experiment(experiment_id, *flags):
+    """``python <experiment>/train.py FLAGS`` started in the background (stderr piped)."""
+    return subprocess.Popen(
+        [sys.executable, os.path.join(REPOSITORY, experiment_id, 'train.py')] + list(flags),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPOSITORY)
+
+
+def wait_for(path, process, timeout=300):
+    """Wait until ``path`` exists, while ``process`` runs."""
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.stderr.read()
+        assert time.time() < deadline, 'no {} after {} s'.format(path, timeout)
+        time.sleep(0.1)
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def without_times(log):
+    """A LogReport log without its wall-clock entries: what must repeat exactly."""
+    return [{key: value for key, value in entry.items() if key != 'elapsed_time'}
+            for entry in log]
 
 
 @pytest.fixture(scope='session', autouse=True)

@@ -16,7 +16,7 @@ RECORDS = {
     'c9335bce': dict(batchsize=100, epoch=200, lr=1e-5, parameters=3323649),
 }
 #: The extensions of a record's run, in the order train.py adds them.
-EXTENSIONS = ['StopOnNonFinite', 'snapshot_on_interrupt', 'validation', '_Snapshot',
+EXTENSIONS = ['run', 'StopOnNonFinite', 'snapshot_on_interrupt', 'validation', '_Snapshot',
               'LogReport', 'PlotReport', 'PrintReport', 'ProgressBar', 'preview']
 
 

@@ -2,9 +2,6 @@
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 
 import numpy
 import pytest
@@ -14,7 +11,8 @@ import common  # noqa: F401
 import chainer
 import matplotlib.image
 
-from conftest import REPOSITORY, TINY_RUN, run_experiment
+from conftest import TINY_RUN, read_json, run_experiment, start_experiment, wait_for, \
+    without_times
 from common import extensions as ext
 
 PREVIEW_FILES = ['spectrogram_input.png', 'spectrogram_output.png', 'input.wav', 'output.wav',
@@ -87,42 +85,28 @@ def test_bad_dataset_is_one_line_error(tmp_path):
 
 
 def _start(out, *flags):
-    return subprocess.Popen(
-        [sys.executable, os.path.join(REPOSITORY, 'bc7db4a2', 'train.py')] + TINY_RUN
-        + ['--out', str(out)] + list(flags),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPOSITORY)
-
-
-def _wait_for(path, process, timeout=300):
-    deadline = time.time() + timeout
-    while not path.exists():
-        assert process.poll() is None, process.stderr.read()
-        assert time.time() < deadline, 'no {} after {} s'.format(path, timeout)
-        time.sleep(0.2)
+    return start_experiment('bc7db4a2', *TINY_RUN, '--out', str(out), *flags)
 
 
 def test_a_run_killed_after_its_first_snapshot_resumes_to_the_same_log(tmp_path, bc7db4a2_run):
     out = tmp_path / 'run'
     process = _start(out)
-    _wait_for(out / 'snapshot_iter_2', process)  # written at the end of epoch 1 (2 iterations)
+    wait_for(out / 'snapshot_iter_2', process)  # written at the end of epoch 1 (2 iterations)
     process.kill()
     process.wait()
     result = run_experiment('bc7db4a2', *TINY_RUN, '--out', str(out), '--resume')
     assert result.returncode == 0, result.stderr[-2000:]
     assert 'resumed from' in result.stdout
-    with open(out / 'log') as f:
-        resumed = json.load(f)
-    with open(bc7db4a2_run / 'log') as f:
-        uninterrupted = json.load(f)
-    assert len(resumed) == len(uninterrupted) == 2
-    assert [e['iteration'] for e in resumed] == [e['iteration'] for e in uninterrupted]
-    assert (out / 'summary.json').exists()
+    assert without_times(read_json(out / 'log')) == without_times(read_json(bc7db4a2_run / 'log'))
+    summary = read_json(out / 'summary.json')
+    assert summary['final_validation_mse'] == \
+        read_json(bc7db4a2_run / 'summary.json')['final_validation_mse']
 
 
 def test_ctrl_c_writes_a_snapshot_and_stops_with_a_message(tmp_path):
     out = tmp_path / 'run'
     process = _start(out, '--epoch', '50')
-    _wait_for(out / 'snapshot_iter_2', process)
+    wait_for(out / 'snapshot_iter_2', process)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 2
