@@ -6,6 +6,8 @@ setuptools < 81.
 """
 from setuptools import setup
 
+MPI = ['mpi4py', 'mpich']
+
 setup(
     name='bc7db4a2-reproduction',
     version='0.1.0',
@@ -26,6 +28,10 @@ setup(
     ],
     extras_require={
         'gpu': ['cupy-cuda12x'],
-        'test': ['pytest', 'selenium'],  # selenium: the HTML report's headless-browser test
+        # Data-parallel training with ChainerMN (common/distributed.py): mpi4py and an MPI that
+        # pip installs (MPICH, with mpiexec), for machines without a system MPI.
+        'mpi': MPI,
+        # selenium: the HTML report's headless-browser test; MPI: the 2-process tests.
+        'test': ['pytest', 'selenium'] + MPI,
     },
 )

@@ -22,7 +22,16 @@ SNAPSHOTS_KEPT = 1
 
 
 class UsageError(Exception):
-    """Bad flags, results folder or snapshot: reported as one line, exit status 2."""
+    """Bad flags, results folder or snapshot: reported as one line, exit status 2.
+
+    ``everywhere``: under MPI, every worker raises it at the same point (a refusal handed out
+    by rank 0, a stop they agreed on), so rank 0 alone reports it and all exit together.
+    Any other error on one worker ends them all (the others would wait in a collective).
+    """
+
+    def __init__(self, message, everywhere=False):
+        super().__init__(message)
+        self.everywhere = everywhere
 
 
 #: Errors a command reports as one line ("train.py: error: ..."), never as a traceback.
@@ -67,6 +76,11 @@ def training_parser(experiment_id, description, *, epoch, batchsize, lr, **unrec
     parser.add_argument('--snapshot-interval', type=int, default=SNAPSHOT_INTERVAL,
                         help='write a trainer snapshot (for --resume) every N epochs and at the '
                              'end (default: %(default)s; Ctrl-C and SIGTERM always write one)')
+    parser.add_argument('--communicator', nargs='?', const='auto', default=None,
+                        help='train data-parallel under MPI (mpiexec -n N ...) with this '
+                             'ChainerMN '
+                             'communicator: naive on CPUs; pure_nccl (the default with --gpu), '
+                             'flat or non_cuda_aware on GPUs')
     parser.add_argument('--snapshots-kept', type=int, default=SNAPSHOTS_KEPT,
                         help='newest snapshots kept in --out (default: %(default)s; 0: remove '
                              'them when the run has finished, so it cannot be continued)')
@@ -96,11 +110,19 @@ def get_device(gpu):
 
 def exit_status(main, argv=None):
     """Run ``main(argv)``; a bad input becomes one line on stderr and exit status 2."""
+    from common import distributed
     prog = os.path.basename(sys.argv[0])
     try:
         main(argv)
     except ONE_LINE_ERRORS as e:
-        print('{}: error: {}'.format(prog, e), file=sys.stderr)
+        comm = distributed.active()
+        everywhere = getattr(e, 'everywhere', False)
+        rank = distributed.process_rank()
+        if rank == 0 or not everywhere:
+            worker = '' if comm is None or everywhere else ' (worker {})'.format(rank)
+            print('{}: error{}: {}'.format(prog, worker, e), file=sys.stderr, flush=True)
+        if not everywhere:
+            distributed.abort(comm, 2)
         return 2
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside the training loop
         print('{}: interrupted'.format(prog), file=sys.stderr)

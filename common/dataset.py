@@ -374,11 +374,28 @@ class ResumableIterator(chainer.iterators.SerialIterator):
     """Chainer's SerialIterator, whose snapshot state also holds its dataset's (``serialize``).
 
     With :class:`TrainingExcerpts` that is the position in the random excerpt stream, so
-    ``--resume`` draws exactly the excerpts an uninterrupted run would have drawn.
+    ``--resume`` draws exactly the excerpts an uninterrupted run would have drawn.  Under data
+    parallelism each of ``workers`` iterates over its share of an epoch; the position is saved
+    in excerpts of all workers, so a snapshot resumes with another number of workers too.
     """
 
+    def __init__(self, dataset, batch_size, repeat=True, shuffle=None, order_sampler=None,
+                 workers=1):
+        super().__init__(dataset, batch_size, repeat, shuffle, order_sampler)
+        self.workers = workers
+
     def serialize(self, serializer):
+        saving = isinstance(serializer, chainer.serializer.Serializer)
+        state = self._state  # Chainer's IteratorState(current_position, epoch, ...)
+        if saving:
+            self._state = state._replace(current_position=state.current_position * self.workers)
         super().serialize(serializer)
+        if saving:
+            self._state = state
+        else:
+            self._state = self._state._replace(
+                current_position=min(self._state.current_position // self.workers,
+                                     len(self.dataset) - 1))
         if hasattr(self.dataset, 'serialize'):
             self.dataset.serialize(serializer['dataset'])
 

@@ -74,11 +74,13 @@ class Interrupted(Exception):
 class StopOnNonFinite(extension.Extension):
     """Raise :class:`NonFiniteLoss` as soon as ``key`` is NaN or Inf.
 
-    It runs before every other extension of the iteration, so the epoch's snapshot is not
-    taken of a broken model: the last good snapshot stays the newest one.
+    It runs before the log, the previews and the snapshots of the iteration, so the epoch's
+    snapshot is not taken of a broken model: the last good snapshot stays the newest one.  It
+    runs after ChainerMN's ObservationAggregator (an editor), so under MPI every worker sees
+    the same global loss and they all stop at the same iteration.
     """
     trigger = (1, 'iteration')
-    priority = extension.PRIORITY_WRITER + 100
+    priority = extension.PRIORITY_EDITOR - 50
 
     def __init__(self, key='main/loss'):
         self.key = key
@@ -102,13 +104,18 @@ class SnapshotOnInterrupt(extension.Extension):
     resumed run ends with exactly the log of an uninterrupted one.  A second signal ends the
     process at once, as usual.  ``snapshot`` is the run's snapshot extension, called directly
     unless it has just written this iteration's snapshot.
+
+    Under MPI (``comm``, a ChainerMN communicator) the workers agree every iteration on whether
+    any of them was signalled, so they all stop at the same iteration and none is left waiting
+    in a collective; only the worker given a ``snapshot`` (rank 0) writes it.
     """
     trigger = (1, 'iteration')
     priority = -1000  # below Chainer's snapshot extensions (-100): the very last of an iteration
     SIGNALS = {signal.SIGINT: 'Ctrl-C', signal.SIGTERM: 'SIGTERM'}
 
-    def __init__(self, snapshot):
+    def __init__(self, snapshot, comm=None):
         self.snapshot = snapshot
+        self.comm = comm
         self.requested = None  # the name of the signal received
         self._previous_handlers = {}
 
@@ -125,11 +132,16 @@ class SnapshotOnInterrupt(extension.Extension):
                       else signal.SIG_DFL)
 
     def __call__(self, trainer):
-        if self.requested:
-            if not os.path.exists(os.path.join(trainer.out, SNAPSHOT.format(trainer))):
+        requested = self.requested
+        if self.comm is not None:  # the names of the signals received, reduced by max()
+            from mpi4py import MPI
+            requested = self.comm.mpi_comm.allreduce(requested or '', op=MPI.MAX) or None
+        if requested:
+            if self.snapshot is not None and not os.path.exists(
+                    os.path.join(trainer.out, SNAPSHOT.format(trainer))):
                 self.snapshot(trainer)
             raise Interrupted('interrupted ({}) at epoch {:.2f}, iteration {}'.format(
-                self.requested, trainer.updater.epoch_detail, trainer.updater.iteration))
+                requested, trainer.updater.epoch_detail, trainer.updater.iteration))
 
     def finalize(self):
         for signum, handler in self._previous_handlers.items():

@@ -1,7 +1,7 @@
 """The results folder of a training run: refuse, start over or resume; run; write the record.
 
-An experiment's ``train.py`` holds :class:`ResultsFolder` for the life of the run, and calls, in
-order, :func:`resume` (with ``--resume``), :func:`run` and :func:`finish`.  The finished folder holds
+An experiment's ``train.py`` holds a :class:`ResultsFolder` for the life of the run, and calls,
+in order, its ``resume`` (with ``--resume``), ``run`` and ``finish``.  The finished folder holds
 ``model.npz``, ``summary.json`` and ``index.html`` besides what the Trainer's extensions wrote
 (log, loss.png, previews, snapshots); :mod:`common.runs` reads it back.
 """
@@ -21,7 +21,7 @@ import numpy
 import common  # noqa: F401
 import chainer
 
-from common import env, files, report
+from common import distributed, env, files, report
 from common import extensions as ext
 from common import spectrogram as sp
 from common.cli import UsageError
@@ -51,24 +51,39 @@ class ResultsFolder:
     ``resume_from`` is then the snapshot to load (or None) and ``run_id`` the run's identity
     (a new one, or the snapshot's).  If the block fails before anything but the lock was
     written in a folder this created, the folder is removed again.
+
+    Under MPI (``comm``, a ChainerMN communicator) only rank 0 touches the folder, says what
+    happens and writes the record; it hands its decision (or its refusal) to every worker.
+    The methods :meth:`resume`, :meth:`run` and :meth:`finish` are the run's steps.
     """
 
-    def __init__(self, args, experiment_id):
+    def __init__(self, args, experiment_id, comm=None):
         self.out = args.out
         self.args = args
         self.experiment_id = experiment_id
+        self.comm = comm
+        self.writer = distributed.is_writer(comm)
         self.resume_from = None
         self.run_id = None
         self._lock = None
         self._created = False
 
     def __enter__(self):
-        try:
-            self._open()
-            self._decide()
-        except BaseException:
-            self._close(failed=True)
-            raise
+        refusal = None
+        if self.writer:
+            try:
+                self._open()
+                self._decide()
+            except UsageError as e:
+                self._close(failed=True)
+                refusal = str(e)
+            except BaseException:
+                self._close(failed=True)
+                raise
+        refusal, self.resume_from, self.run_id = distributed.broadcast(
+            self.comm, (refusal, self.resume_from, self.run_id))
+        if refusal:
+            raise UsageError(refusal, everywhere=True)
         return self
 
     def __exit__(self, kind, value, traceback):
@@ -154,6 +169,74 @@ class ResultsFolder:
             others.append('log')  # a log of a run that never wrote a snapshot: not this one
         return sorted(set(others), key=others.index)
 
+    def say(self, message):
+        """Print ``message`` once (on rank 0 under MPI)."""
+        if self.writer:
+            print(message)
+
+    def resume(self, trainer):
+        """With ``--resume``: load the snapshot (model, optimizer, iterators, extensions)."""
+        if self.resume_from:
+            chainer.serializers.load_npz(self.resume_from, trainer)
+            self.say('resumed from {} (epoch {}, iteration {})'.format(
+                self.resume_from, trainer.updater.epoch, trainer.updater.iteration))
+
+    def run(self, trainer, corpus):
+        """Say what trains on what, then ``trainer.run()``; the NaN stop and Ctrl-C become
+        one-line errors (the snapshots stay)."""
+        net = trainer.updater.get_optimizer('main').target.predictor
+        self.say('{}: {:,} parameters, training on {}{}, {} files ({:.2f} h) from {}'.format(
+            self.experiment_id, net.count_params(), net.device,
+            '' if self.comm is None else ' x {} workers'.format(self.comm.size),
+            corpus.n_files, corpus.hours, corpus.root))
+        try:
+            trainer.run(show_loop_exception_msg=False)
+        except ext.NonFiniteLoss as e:
+            kept = ext.snapshots(trainer.out)
+            raise UsageError('training stopped: {}; last good snapshot: {}'.format(
+                e, kept[-1] if kept else 'none'), everywhere=True)
+        except ext.Interrupted as e:
+            raise UsageError('{}; snapshot written, continue with --resume'.format(e),
+                             everywhere=True)
+        except OSError as e:  # a full disk, a folder made read-only or removed under the run
+            kept = ext.snapshots(trainer.out)
+            raise UsageError('cannot write into {} ({}{}); newest snapshot: {}'.format(
+                trainer.out, e.strerror or e, ': ' + str(e.filename) if e.filename else '',
+                kept[-1] if kept else 'none'))
+
+    def finish(self, trainer, corpus):
+        """Write log, model.npz, summary.json and index.html of a run that ended (rank 0).
+
+        Each is written atomically (a kill leaves the old file or none, never half of one), the
+        model before the summary: a folder with summary.json is a finished run.  With
+        ``--snapshots-kept 0`` the snapshots are removed last.
+        """
+        if not self.writer:
+            return None
+        args = self.args
+        net = trainer.updater.get_optimizer('main').target.predictor
+        try:
+            # The log as the LogReport holds it: a run resumed from a finished snapshot into
+            # another folder ends without an iteration, so its LogReport never wrote there.
+            with files.atomic_write(os.path.join(args.out, 'log'), 'w') as f:
+                json.dump(trainer.get_extension('LogReport').log, f, indent=4)
+            with files.atomic_write(os.path.join(args.out, 'model.npz')) as f:
+                ext.save_npz(f, net)
+            summary = write_summary(os.path.join(args.out, 'summary.json'), self.experiment_id,
+                                    args, corpus, trainer, self.comm)
+            report.write_report(args.out)  # index.html: the run's page (python -m common.report)
+        except OSError as e:
+            kept = ext.snapshots(args.out)
+            raise UsageError('cannot write the finished run into {} ({}); --resume {} writes '
+                             'it again'.format(args.out, e.strerror or e,
+                                               kept[-1] if kept else ''))
+        if args.snapshots_kept == 0:
+            _remove(args.out, [os.path.basename(path) for path in ext.snapshots(args.out)])
+        print('finished in {:.1f} min: training MSE {}, validation MSE {}; results in {}'.format(
+            trainer.elapsed_time / 60,
+            summary['final_training_mse'], summary['final_validation_mse'], args.out))
+        return summary
+
     def _close(self, failed):
         if self._lock is None:
             return
@@ -219,65 +302,6 @@ def snapshot_identity(path):
             path, type(e).__name__, e))
 
 
-def resume(trainer, snapshot):
-    """Load a trainer snapshot (model, optimizer, iterators, extensions) into ``trainer``."""
-    chainer.serializers.load_npz(snapshot, trainer)
-    print('resumed from {} (epoch {}, iteration {})'.format(
-        snapshot, trainer.updater.epoch, trainer.updater.iteration))
-
-
-def run(trainer, experiment_id, corpus):
-    """Say what trains on what, then ``trainer.run()``; the NaN stop and Ctrl-C become
-    one-line errors (the snapshots stay)."""
-    net = trainer.updater.get_optimizer('main').target.predictor
-    print('{}: {:,} parameters, training on {}, {} files ({:.2f} h) from {}'.format(
-        experiment_id, net.count_params(), net.device, corpus.n_files, corpus.hours,
-        corpus.root))
-    try:
-        trainer.run(show_loop_exception_msg=False)
-    except ext.NonFiniteLoss as e:
-        kept = ext.snapshots(trainer.out)
-        raise UsageError('training stopped: {}; last good snapshot: {}'.format(
-            e, kept[-1] if kept else 'none'))
-    except ext.Interrupted as e:
-        raise UsageError('{}; snapshot written, continue with --resume'.format(e))
-    except OSError as e:  # a full disk, a folder made read-only or removed under the run
-        kept = ext.snapshots(trainer.out)
-        raise UsageError('cannot write into {} ({}{}); newest snapshot: {}'.format(
-            trainer.out, e.strerror or e, ': ' + str(e.filename) if e.filename else '',
-            kept[-1] if kept else 'none'))
-
-
-def finish(trainer, experiment_id, args, corpus):
-    """Write model.npz, summary.json and index.html of a run that ended; return the summary.
-
-    Each is written atomically (a kill leaves the old file or none, never half of one), the
-    model before the summary: a folder with summary.json is a finished run.  With ``--snapshots-kept 0``
-    the snapshots are removed last.
-    """
-    net = trainer.updater.get_optimizer('main').target.predictor
-    try:
-        # The log as the LogReport holds it: a run resumed from a finished snapshot into
-        # another folder ends without an iteration, so its LogReport never wrote there.
-        with files.atomic_write(os.path.join(args.out, 'log'), 'w') as f:
-            json.dump(trainer.get_extension('LogReport').log, f, indent=4)
-        with files.atomic_write(os.path.join(args.out, 'model.npz')) as f:
-            ext.save_npz(f, net)
-        summary = write_summary(os.path.join(args.out, 'summary.json'), experiment_id, args,
-                                corpus, trainer)
-        report.write_report(args.out)  # index.html: the run's page (python -m common.report)
-    except OSError as e:
-        kept = ext.snapshots(args.out)
-        raise UsageError('cannot write the finished run into {} ({}); --resume {} writes it '
-                         'again'.format(args.out, e.strerror or e, kept[-1] if kept else ''))
-    if args.snapshots_kept == 0:
-        _remove(args.out, [os.path.basename(path) for path in ext.snapshots(args.out)])
-    print('finished in {:.1f} min: training MSE {}, validation MSE {}; results in {}'.format(
-        trainer.elapsed_time / 60,
-        summary['final_training_mse'], summary['final_validation_mse'], args.out))
-    return summary
-
-
 def hyperparameters(args, optimizer, model):
     """What summary.json records of the training: flags, the optimizer's settings, the loss."""
     optimizer = getattr(optimizer, 'actual_optimizer', optimizer)  # under ChainerMN's wrapper
@@ -294,7 +318,7 @@ def hyperparameters(args, optimizer, model):
     }
 
 
-def write_summary(path, experiment_id, args, corpus, trainer):
+def write_summary(path, experiment_id, args, corpus, trainer, comm=None):
     optimizer = trainer.updater.get_optimizer('main')
     model = optimizer.target
     net = model.predictor
@@ -311,6 +335,7 @@ def write_summary(path, experiment_id, args, corpus, trainer):
         'run': trainer.get_extension('run').run,
         'net': '{}/net.py:{}'.format(experiment_id, type(net).__name__),
         'hyperparameters': hyperparameters(args, optimizer, model),
+        'data_parallel': distributed.describe(comm, distributed.communicator_name(args)),
         'parameters': int(net.count_params()),
         'input_shape': [1, sp.FRAMES, sp.BINS],
         'latent_shape': list(_latent_shape(net, device)),

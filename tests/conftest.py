@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import numpy
 import pytest
 
 import common  # noqa: F401  (Chainer compatibility before anything imports chainer)
@@ -61,6 +62,14 @@ def wait_for(path, process, timeout=300):
         assert process.poll() is None, process.stderr.read()
         assert time.time() < deadline, 'no {} after {} s'.format(path, timeout)
         time.sleep(0.1)
+
+
+def global_minibatch(size, dtype=numpy.float32):
+    """A fixed minibatch of ``size`` real spectrograms: the demo corpus's validation excerpts."""
+    from common import dataset
+    corpus = dataset.load_corpus(dataset.DEMO_CORPUS, log=lambda message: None)
+    return dataset.ValidationExcerpts(corpus.validation_waves, size, seed=0).spectrograms \
+        .astype(dtype)
 
 
 def read_json(path):

@@ -6,6 +6,7 @@ are real signals sent to real training processes, and the full disk is a real sm
 import contextlib
 import errno
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -132,8 +133,8 @@ def test_an_interrupted_and_resumed_run_ends_with_the_log_of_an_uninterrupted_on
     assert len(lines) == 1 and 'Traceback' not in stderr
     assert 'interrupted ({})'.format('Ctrl-C' if signum == signal.SIGINT else 'SIGTERM') \
         in lines[0] and '--resume' in lines[0]
-    newest = ext.snapshots(str(out))[-1]
-    assert int(newest.rsplit('_', 1)[1]) > 2  # a snapshot of where it stopped
+    stopped_at = int(re.search(r'iteration (\d+)', lines[0]).group(1))
+    assert ext.snapshots(str(out))[-1].endswith('snapshot_iter_{}'.format(stopped_at))
     assert not (out / 'summary.json').exists()
     assert not list(out.glob('tmpsnapshot_*'))
 
