@@ -73,7 +73,7 @@ setup(
     packages=['common'],
     py_modules=['bc7db4a2_chainer_hook'],
     cmdclass={'build_py': build_py_with_pth, 'editable_wheel': editable_wheel_with_pth},
-    python_requires='>=3.10,<3.13',
+    python_requires='>=3.10,<3.14',
     install_requires=[
         # The framework of the original experiment; 7.8.1 is its last release (frozen upstream).
         'chainer==7.8.1',
