@@ -3,8 +3,68 @@
 Experiment folders (bc7db4a2/, ...) are scripts run from the repository root, not packages.
 Install with the constraints file (README.md, "Quick start"): Chainer 7.8.1 only builds with
 setuptools < 81.
+
+Besides `common`, the install puts two files at the top of site-packages: the module
+`bc7db4a2_chainer_hook` and PTH_NAME, a path configuration file whose one line the `site` module
+runs at every interpreter start.  It registers the hook that applies `common.compat` on the first
+`import chainer`, so Chainer imports in any order (bc7db4a2_chainer_hook.py says how).  A .pth
+file at the top of a wheel is installed into site-packages; setuptools puts it there for
+`pip install .` when build_py copies it into the build folder, but its editable wheels
+(`pip install -e .`, PEP 660) hold only the files that map imports to the source tree, so
+editable_wheel adds it to the finished wheel.  pyproject.toml makes pip build both kinds through
+setuptools.build_meta on every pip version (legacy `setup.py develop` would install no .pth).
 """
+import base64
+import hashlib
+import os
+import zipfile
+
 from setuptools import setup
+from setuptools.command.build_py import build_py
+from setuptools.command.editable_wheel import editable_wheel
+
+PTH_NAME = 'bc7db4a2_chainer_hook.pth'
+# After __editable__.*.pth in site's sorted order, so the hook module is importable then.
+PTH_LINE = 'import bc7db4a2_chainer_hook; bc7db4a2_chainer_hook.install()\n'
+
+
+class build_py_with_pth(build_py):
+    """build_py that also writes PTH_NAME at the top of the build folder (regular wheels)."""
+
+    def run(self):
+        super().run()
+        if not self.editable_mode:
+            with open(os.path.join(self.build_lib, PTH_NAME), 'w', encoding='utf-8') as stream:
+                stream.write(PTH_LINE)
+
+    def get_outputs(self, include_bytecode=True):
+        return super().get_outputs(include_bytecode) + [os.path.join(self.build_lib, PTH_NAME)]
+
+
+class editable_wheel_with_pth(editable_wheel):
+    """editable_wheel that adds PTH_NAME (and its RECORD line) to the editable wheel it built."""
+
+    def run(self):
+        super().run()
+        wheels = [name for name in os.listdir(self.dist_dir) if '-0.editable-' in name]
+        if len(wheels) != 1:
+            raise RuntimeError('expected one editable wheel in %s, found %s'
+                               % (self.dist_dir, wheels))
+        _add_to_wheel(os.path.join(self.dist_dir, wheels[0]), PTH_NAME, PTH_LINE.encode())
+
+
+def _add_to_wheel(path, name, data):
+    """Rewrite the wheel at `path` with the file `name` added and listed in its RECORD."""
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()
+    with zipfile.ZipFile(path) as source:
+        entries = [(info, source.read(info)) for info in source.infolist()]
+    with zipfile.ZipFile(path, 'w', zipfile.ZIP_DEFLATED) as wheel:
+        wheel.writestr(name, data)
+        for info, content in entries:
+            if info.filename.endswith('.dist-info/RECORD'):
+                content += ('%s,sha256=%s,%d\n' % (name, digest, len(data))).encode()
+            wheel.writestr(info, content)
+
 
 MPI = ['mpi4py', 'mpich']
 
@@ -13,7 +73,9 @@ setup(
     version='0.1.0',
     description='Chainer reproduction of the bc7db4a2 spectrogram AutoEncoder (2019)',
     packages=['common'],
-    python_requires='>=3.10,<3.13',
+    py_modules=['bc7db4a2_chainer_hook'],
+    cmdclass={'build_py': build_py_with_pth, 'editable_wheel': editable_wheel_with_pth},
+    python_requires='>=3.10,<3.14',
     install_requires=[
         # The framework of the original experiment; 7.8.1 is its last release (frozen upstream).
         'chainer==7.8.1',

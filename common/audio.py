@@ -1,9 +1,9 @@
 """Reading and writing audio files (SPEC.md, "Input spectrogram", step 1: 16000 Hz, mono).
 
 :func:`load` decodes WAV, FLAC and OGG files through soundfile (libsndfile) at any sample rate
-and sample format, averages the channels and resamples to 16 kHz with a polyphase filter.
-Anything it cannot use raises :class:`AudioError`, whose one-line message starts with the path.
-:func:`save` writes 16-bit PCM WAV atomically.
+and sample format, mixes the channels down to one (:func:`mix_down`) and resamples to 16 kHz with a
+polyphase filter.  Anything it cannot use raises :class:`AudioError`, whose one-line message
+starts with the path.  :func:`save` writes 16-bit PCM WAV atomically.
 """
 import math
 import os
@@ -18,6 +18,10 @@ from common.spectrogram import SAMPLE_RATE
 
 _MISSING_DATA = re.compile(r'^data\s*:\s*(\d+)\s*\(should be (\d+)\)', re.MULTILINE)
 _STREAMING_DATA_SIZES = (0, 0xFFFFFFFF, 0x7FFFFFFF)  # placeholders of writers that stream WAV
+# mix_down: below this fraction of the channels' mean power, the average has cancelled them.
+CANCELLED_POWER = 0.25
+# load: the fewest samples that can be told apart from silence, in the file and at 16 kHz.
+MIN_SAMPLES = 2
 
 
 class AudioError(Exception):
@@ -101,24 +105,50 @@ def resample(wave, rate):
     return scipy.signal.resample_poly(wave, up, down).astype(numpy.float32, copy=False)
 
 
+def mix_down(samples):
+    """(frames, channels) samples -> one channel: the average, unless the channels cancel.
+
+    The average is what sox, ffmpeg and librosa do, keeps what every channel holds and favours
+    none.  It fails when channels are in anti-phase (one wired with inverted polarity: L = x,
+    R = -x, each the whole recording), where it leaves silence or a faint residue.  So when the
+    average keeps less than CANCELLED_POWER (a quarter, -6 dB) of the channels' mean power
+    (mean-removed, so DC offsets do not count), the loudest channel is returned instead.  For
+    two equally loud channels the average keeps (1 + r) / 2 of their power, r their correlation:
+    one (identical), a half (unrelated, or one silent), below a quarter only for r < -0.5, i.e.
+    one channel largely the other inverted.  Polarity is irrelevant to the spectrogram (a
+    magnitude).
+    """
+    if samples.shape[1] == 1:
+        return samples[:, 0]
+    average = samples.mean(axis=1, dtype=numpy.float64)
+    powers = samples.var(axis=0, dtype=numpy.float64)
+    if average.var() < CANCELLED_POWER * powers.mean():
+        return samples[:, int(numpy.argmax(powers))]
+    return average.astype(numpy.float32)
+
+
 def load(path):
     """SPEC step 1: an audio file -> float32 mono 1-D wave at 16000 Hz.
 
     WAV, FLAC and OGG (anything libsndfile reads), any sample rate, 8/16/24/32-bit integer or
-    float samples, any number of channels (averaged).  Raises AudioError ('PATH: reason') for a
-    missing, empty, non-audio or truncated file, and for one whose samples are NaN/Inf or all
-    equal (silent).
+    float samples, any number of channels (:func:`mix_down`: averaged unless they cancel).
+    Raises AudioError ('PATH: reason') for a missing, empty, non-audio or truncated file, for
+    one whose samples are NaN/Inf, for one with fewer than MIN_SAMPLES samples before or after
+    resampling (one sample is neither a signal nor silence), and for one whose samples are all
+    equal (silent; judged before resampling, whose filter would ripple at the ends).
     """
     path = os.fspath(path)
     samples, rate = read(path)
     if not numpy.isfinite(samples).all():
         raise AudioError(path, 'has NaN or Inf samples')
-    mono = samples.mean(axis=1, dtype=numpy.float32) if samples.shape[1] > 1 else samples[:, 0]
+    mono = mix_down(samples)
+    wave = resample(mono, rate)
+    if min(len(mono), len(wave)) < MIN_SAMPLES:
+        resampled = '' if rate == SAMPLE_RATE else ', %d at %d Hz' % (len(wave), SAMPLE_RATE)
+        raise AudioError(path, 'too short (%d sample%s at %d Hz%s; a wave needs at least %d)'
+                         % (len(mono), 's'[:len(mono) != 1], rate, resampled, MIN_SAMPLES))
     if mono.max() == mono.min():
         raise AudioError(path, 'all-silent (every sample is %g)' % mono[0])
-    wave = resample(mono, rate)
-    if wave.size == 0:
-        raise AudioError(path, 'too short to resample (%d samples at %d Hz)' % (len(mono), rate))
     return numpy.ascontiguousarray(wave, dtype=numpy.float32)
 
 

@@ -1,8 +1,10 @@
 """Make Chainer 7.8.1 (the last release, 2020) import and run on current Python and NumPy.
 
 Chainer is frozen upstream; this module patches the few things it needs from its
-environment that no longer exist, and nothing else.  It is applied by ``common/__init__.py``
-before anything imports chainer, so ``import common`` (or any ``common.*`` module) is enough.
+environment that no longer exist, and nothing else.  It is applied by ``common/__init__.py``,
+so ``import common`` (or any ``common.*`` module) before chainer is enough, and, in the installed
+environment, by the import hook ``bc7db4a2_chainer_hook`` on the first ``import chainer``, so
+that Chainer imports in any order (a researcher's script, ``python -c "import chainermn"``).
 Each patch is applied only when the thing it replaces is missing, and each has a test in
 ``tests/test_compat.py`` that exercises the code path which fails without it.
 

@@ -66,6 +66,56 @@ def test_channels_are_averaged(tmp_path, channels):
     numpy.testing.assert_allclose(wave, audio.load(mono_path), atol=1e-4)
 
 
+
+@pytest.mark.parametrize('extension,subtype', [('wav', 'PCM_16'), ('flac', 'PCM_24')])
+def test_channels_in_anti_phase_give_the_signal_not_silence(tmp_path, extension, subtype):
+    # L = x, R = -x (one channel wired with inverted polarity): the average is all zeros, but
+    # each channel carries the whole recording.
+    speech, _ = soundfile.read(pysptk.util.example_audio_file())
+    mono_path = tmp_path / ('mono.%s' % extension)
+    soundfile.write(mono_path, speech, 16000, subtype=subtype)
+    for name, channels in [('inverted_right', [speech, -speech]),
+                           ('inverted_left', [-speech, speech]),
+                           ('almost_cancelling', [speech, -0.9 * speech])]:
+        path = tmp_path / ('%s.%s' % (name, extension))
+        soundfile.write(path, numpy.stack(channels, axis=1), 16000, subtype=subtype)
+        wave, expected = audio.load(path), audio.load(mono_path)
+        if name != 'almost_cancelling':  # equally loud: either polarity is the recording
+            expected *= numpy.sign(numpy.dot(wave, expected))
+        numpy.testing.assert_allclose(wave, expected, atol=2e-4, err_msg=name)
+
+
+def test_uncorrelated_channels_are_averaged_not_replaced(tmp_path):
+    # Two different signals (two talkers, or noise on one side): the average keeps both.
+    rng = numpy.random.RandomState(0)
+    left, right = tone(16000), 0.3 * rng.uniform(-1, 1, int(16000 * DURATION))
+    path = tmp_path / 'two.wav'
+    soundfile.write(path, numpy.stack([left, right], axis=1), 16000, subtype='FLOAT')
+    numpy.testing.assert_allclose(audio.load(path), (left + right) / 2, atol=1e-6)
+
+
+@pytest.mark.parametrize('samples,rate', [([0.5], 16000), ([0.5], 44100), ([0.5], 8000),
+                                          ([0.5, -0.25], 44100), ([0.1, 0.2, -0.3], 48000)])
+def test_too_short_for_two_samples_at_16_khz_is_an_error_not_silence(tmp_path, samples, rate):
+    # One sample can be neither silent nor a signal, and resampling 44.1 kHz to 16 kHz turns
+    # two samples into fewer than two: both are reported as what they are.
+    path = tmp_path / 'short.wav'
+    soundfile.write(path, numpy.array(samples), rate, subtype='FLOAT')
+    with pytest.raises(audio.AudioError) as caught:
+        audio.load(path)
+    message = str(caught.value)
+    assert message.startswith(str(path) + ': too short (%d sample' % len(samples)), message
+    assert 'at %d Hz' % rate in message and 'silent' not in message, message
+
+
+@pytest.mark.parametrize('samples,rate,expected', [([0.5, -0.25], 16000, 2),
+                                                   ([0.5, -0.25], 8000, 4),
+                                                   ([0.1, 0.2, -0.3, 0.4, 0.0, -0.1], 44100, 3)])
+def test_shortest_loadable_files(tmp_path, samples, rate, expected):
+    path = tmp_path / 'short.wav'
+    soundfile.write(path, numpy.array(samples), rate, subtype='FLOAT')
+    assert len(audio.load(path)) == expected
+
 def test_real_speech_at_16_khz_is_unchanged():
     path = pysptk.util.example_audio_file()
     samples, rate = soundfile.read(path, dtype='float32')

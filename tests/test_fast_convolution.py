@@ -201,27 +201,72 @@ def test_whole_net_matches_stock_with_fixed_batch_statistics(net, batch):
 
 
 def test_whole_net_in_training_mode_is_as_accurate_as_stock(net, batch):
-    # With batch statistics (training) at minibatch 2, BatchNormalization's backward subtracts
-    # nearly equal sums, and float32 gradients behind it carry rounding errors up to ~1e-2 of
-    # their size, whichever kernels compute the convolutions (stock's own error depends on the
-    # NumPy version, through the reduction order on its transposed outputs).  So: outputs and
-    # loss within 1e-5 of stock, and gradients at least as close to a float64 stock reference
-    # as stock's float32 gradients are.
-    stock_y, stock_loss, stock_grads = _whole_net(net, batch, fast=False)
-    fast_y, fast_loss, fast_grads = _whole_net(net, batch, fast=True)
-    assert relative_error(stock_y, fast_y) <= TOLERANCE
-    assert abs(fast_loss - stock_loss) <= TOLERANCE * abs(stock_loss)
+    # With batch statistics (training), float32 gradients are not a continuous function of the
+    # arithmetic: of the ~3.5 million LeakyReLU inputs of a forward pass at minibatch 2, a few lie
+    # within float32 rounding of 0, so a float32 path can take the other branch (slope 0.2
+    # instead of 1) than float64 does.  That moves the gradients of that box and of every box
+    # before it by up to 1e-1 of their size, for stock and fast alike, so comparing float32
+    # gradients with float64 is a matter of luck.  Measured on 9 passes (6 seeds with NumPy 2.5.5
+    # and OpenBLAS 0.3.34, 3 with NumPy 2.2.6 and OpenBLAS 0.3.29): 0-5 such inputs per float32
+    # pass (|x| down to 1e-7 of its channel's spread); gradients 8e-3 to 9.7e-2 from float64
+    # with one or more, 1.2e-5 to 2.9e-5 with none.  What holds on every BLAS:
+    # - float64: fast and stock compute the same outputs and gradients (measured <= 4.4e-14);
+    # - float32: outputs and loss within TOLERANCE of stock and of float64 (the forward pass is
+    #   continuous, whichever branch an input near 0 takes);
+    # - float32: fast's gradients are the float64 gradients of the branches that fast's own
+    #   forward pass took, to SAME_BRANCH (measured <= 2.9e-5 for either path on all 9 passes,
+    #   the worst dec2's or dec3's bias, whose gradients are sums of 16384 terms that largely
+    #   cancel).
+    EXACT, SAME_BRANCH, SLOPE = 1e-12, 2e-4, 0.2  # SLOPE: F.leaky_relu's default
+    leaky = [box.name for box in net.ENCODER + net.DECODER if box.activation == 'leaky_relu']
     net64 = copy.deepcopy(net)
     for param in net64.params():
         param.array = param.array.astype(numpy.float64)
-    _, loss64, grads64 = _whole_net(net64, batch.astype(numpy.float64), fast=False)
-    del net64
-    assert abs(fast_loss - loss64) <= TOLERANCE * abs(loss64)
+    batch64 = batch.astype(numpy.float64)
+
+    stock_y, stock_loss, _ = _whole_net(net, batch, fast=False)
+    branches = {}  # box name -> where its LeakyReLU took slope 1, in fast's float32 pass
+
+    def recording(name):
+        def leaky_relu(x):
+            branches[name] = x.array >= 0
+            return F.leaky_relu(x, SLOPE)
+        return leaky_relu
+
+    for name in leaky:
+        net[name].activation = recording(name)
+    try:
+        fast_y, fast_loss, fast_grads = _whole_net(net, batch, fast=True)
+    finally:
+        for name in leaky:
+            net[name].activation = F.leaky_relu
+    assert sorted(branches) == sorted(leaky)
+    assert relative_error(stock_y, fast_y) <= TOLERANCE
+    assert abs(fast_loss - stock_loss) <= TOLERANCE * abs(stock_loss)
+
+    y64, loss64, grads64 = _whole_net(net64, batch64, fast=False)
+    fast_y64, fast_loss64, fast_grads64 = _whole_net(net64, batch64, fast=True)
+    with chainer.using_config('use_fast_convolution', True):  # float64 takes the fast path
+        assert isinstance(net64.enc1.conv(batch64).creator, fc.Convolution2DFunction)
+        assert isinstance(net64.dec3.conv(numpy.zeros((1, 64, 16, 64))).creator,
+                          fc.Deconvolution2DFunction)
+    assert relative_error(y64, fast_y64) <= EXACT
+    assert abs(fast_loss64 - loss64) <= EXACT * abs(loss64)
     for path, exact in grads64.items():
-        stock_error = relative_error(exact, stock_grads[path])
-        fast_error = relative_error(exact, fast_grads[path])
-        assert fast_error <= 2 * stock_error + TOLERANCE, \
-            '{}: fast {:.1e}, stock {:.1e} from float64'.format(path, fast_error, stock_error)
+        error = relative_error(exact, fast_grads64[path])
+        assert error <= EXACT, '{}: float64 fast vs stock {:.1e}'.format(path, error)
+    assert relative_error(y64, fast_y) <= TOLERANCE
+    assert abs(fast_loss - loss64) <= TOLERANCE * abs(loss64)
+
+    for name in leaky:  # float64 through the branches that fast's float32 pass took
+        slopes = numpy.where(branches[name], 1.0, SLOPE)
+        net64[name].activation = lambda x, slopes=slopes: x * slopes
+    _, _, same_branch64 = _whole_net(net64, batch64, fast=True)
+    del net64
+    for path, reference in same_branch64.items():
+        error = relative_error(reference, fast_grads[path])
+        assert error <= SAME_BRANCH, \
+            '{}: fast float32 {:.1e} from float64 on the same branches'.format(path, error)
 
 
 def test_model_saved_from_the_fast_net_loads_into_stock_links(net, batch, bc7db4a2_net,
