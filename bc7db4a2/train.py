@@ -15,7 +15,7 @@ import sys
 
 import numpy
 
-import common  # noqa: F401  (Chainer compatibility; must come before chainer)
+import common  # noqa: F401  (Chainer compatibility: common.compat)
 import chainer
 from chainer import training
 from chainer.training import extensions

@@ -189,6 +189,10 @@ def aggregated_loss(comm, key='main/loss'):
         """ChainerMN 7.8.1's aggregator moves a reported Variable with ``to_device('native')``,
         a ChainerX device that Chainer without ChainerX refuses; hand it the value instead."""
 
+        def trigger(self, trainer):
+            """Every iteration, without a state: snapshots of any number of workers match."""
+            return True
+
         def compute_summary(self, trainer):
             value = trainer.observation.get(self.original_key)
             if isinstance(value, chainer.Variable):

@@ -185,6 +185,13 @@ def test_a_killed_two_worker_run_resumes_with_two_workers_or_one(two_worker_run,
     assert [entry['iteration'] for entry in log] == [2, 4, 6]
     assert read_json(other_n / 'summary.json')['data_parallel']['workers'] == 1
 
+    # ... and a snapshot of one process continues with two.
+    two = run(train_command(2, 'c9335bce', *TWO_WORKERS, '--epoch', '4', '--out', str(other_n),
+                            '--resume'))
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert [entry['iteration'] for entry in read_json(other_n / 'log')] == [2, 4, 6, 8]
+    assert read_json(other_n / 'summary.json')['data_parallel']['workers'] == 2
+
 
 @pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_to_mpiexec_stops_every_worker_at_one_iteration(signum, tmp_path):
