@@ -21,8 +21,21 @@ numpy.distutils
 ``pkg_resources`` (also imported by ``chainer._environment_check``) is not patched: setup.py
 requires ``setuptools<81``, the last releases that ship it.  Its deprecation warning, printed on
 every ``import chainer``, is silenced, since nothing here can act on it.
+
+Expected warnings
+-----------------
+cuDNN on CuPy 14
+    CuPy 14 removed its cuDNN module; Chainer then runs its own GPU kernels (cudnn_enabled is
+    False), and warns "cuDNN is not enabled. Please reinstall CuPy after you install cudnn" on
+    every ``import chainer``.  No CuPy 14 can follow that advice, so exactly that warning is
+    silenced, and only where the installed CuPy is 14 or newer (on CuPy 13 a missing cuDNN can
+    be installed, and the warning stays).  ``python -m common.env`` reports whether cuDNN is in
+    use, and lists what was silenced (:data:`SILENCED`).
 """
+import functools
 import importlib
+import importlib.metadata
+import importlib.util
 import sys
 import types
 import warnings
@@ -30,6 +43,7 @@ import warnings
 import numpy
 
 APPLIED = []  # names of the patches applied in this process, for tests and `python -m common.env`
+SILENCED = []  # expected warnings silenced in this process (module docstring), for the same
 
 
 def _restore_sctypes():
@@ -70,8 +84,37 @@ def _stand_in_numpy_distutils():
     APPLIED.append('numpy.distutils')
 
 
+@functools.lru_cache(maxsize=None)
+def cupy_distribution():
+    """(name, version) of the installed CuPy package (cupy-cuda12x, cupy-cuda13x, cupy...), or None.
+
+    Read from the package metadata, without importing CuPy: :func:`apply` runs before chainer
+    imports it, and importing CuPy here would load the CUDA libraries for every command.
+    """
+    if importlib.util.find_spec('cupy') is None:
+        return None
+    for distribution in importlib.metadata.distributions():
+        name = distribution.metadata['Name'] or ''
+        if name.lower() == 'cupy' or name.lower().startswith('cupy-'):
+            return name, distribution.version
+    return None
+
+
+def _silence_expected_warnings():
+    # Added on every apply(), not once: a warnings.catch_warnings() block (pytest wraps each
+    # phase in one) drops filters added inside it; filterwarnings() does not add duplicates.
+    cupy = cupy_distribution()
+    if cupy is None or int(cupy[1].split('.')[0]) < 14:
+        return
+    warnings.filterwarnings('ignore', message='cuDNN is not enabled', category=UserWarning,
+                            module=r'chainer\.backends\.cuda')
+    if 'cuDNN is not enabled' not in SILENCED:
+        SILENCED.append('cuDNN is not enabled')
+
+
 def apply():
     """Apply every patch that this Python and NumPy need.  Idempotent."""
     warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
     _restore_sctypes()
     _stand_in_numpy_distutils()
+    _silence_expected_warnings()
