@@ -27,15 +27,19 @@ Expected warnings
 cuDNN on CuPy 14
     CuPy 14 removed its cuDNN module; Chainer then runs its own GPU kernels (cudnn_enabled is
     False), and warns "cuDNN is not enabled. Please reinstall CuPy after you install cudnn" on
-    every ``import chainer``.  No CuPy 14 can follow that advice, so exactly that warning is
-    silenced, and only where the installed CuPy is 14 or newer (on CuPy 13 a missing cuDNN can
-    be installed, and the warning stays).  ``python -m common.env`` reports whether cuDNN is in
-    use, and lists what was silenced (:data:`SILENCED`).
+    every ``import chainer``.  No CuPy 14 can follow that advice.  Where the installed CuPy is 14
+    or newer, and only there (on CuPy 13 a missing cuDNN can be installed, and the warning
+    stays), ``CHAINER_CUDNN`` defaults to 0: Chainer's own switch for "no cuDNN", which changes
+    nothing else on a CuPy without cuDNN and, unlike a warnings filter, holds inside
+    ``warnings.catch_warnings`` blocks (pytest's) and in child processes.  A value the user set
+    is kept.  ``python -m common.env`` reports whether cuDNN is in use, and lists the warnings
+    so avoided (:data:`SILENCED`).
 """
 import functools
 import importlib
 import importlib.metadata
 import importlib.util
+import os
 import sys
 import types
 import warnings
@@ -43,7 +47,7 @@ import warnings
 import numpy
 
 APPLIED = []  # names of the patches applied in this process, for tests and `python -m common.env`
-SILENCED = []  # expected warnings silenced in this process (module docstring), for the same
+SILENCED = []  # expected warnings avoided in this process (module docstring), for the same
 
 
 def _restore_sctypes():
@@ -101,14 +105,11 @@ def cupy_distribution():
 
 
 def _silence_expected_warnings():
-    # Added on every apply(), not once: a warnings.catch_warnings() block (pytest wraps each
-    # phase in one) drops filters added inside it; filterwarnings() does not add duplicates.
     cupy = cupy_distribution()
     if cupy is None or int(cupy[1].split('.')[0]) < 14:
         return
-    warnings.filterwarnings('ignore', message='cuDNN is not enabled', category=UserWarning,
-                            module=r'chainer\.backends\.cuda')
-    if 'cuDNN is not enabled' not in SILENCED:
+    # Chainer reads it when it is imported ("Set 0 to completely disable cuDNN in Chainer").
+    if os.environ.setdefault('CHAINER_CUDNN', '0') == '0' and not SILENCED:
         SILENCED.append('cuDNN is not enabled')
 
 

@@ -1,6 +1,7 @@
 """The environment report (``python -m common.env``, summary.json) and quiet imports, in
 whatever environment the tests run: without CuPy, with the gpu extra but no GPU, or on a GPU."""
 import importlib.util
+import os
 import subprocess
 import sys
 
@@ -49,9 +50,10 @@ def test_only_cupy_14s_missing_cudnn_is_silenced():
     cupy = compat.cupy_distribution()
     if cupy is not None and int(cupy[1].split('.')[0]) >= 14:
         assert compat.SILENCED == ['cuDNN is not enabled']
+        assert os.environ['CHAINER_CUDNN'] == '0'  # Chainer's switch: cuDNN off, no warning
         assert not chainer.backends.cuda.cudnn_enabled  # CuPy 14 has no cuDNN
     else:
-        assert compat.SILENCED == []
+        assert compat.SILENCED == [] and 'CHAINER_CUDNN' not in os.environ
 
 
 def test_python_m_common_env_prints_the_report():
