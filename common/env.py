@@ -89,11 +89,11 @@ def _cuda_problem(gpu, info):
                     'check the GPU with nvidia-smi')
     info['gpu_count'] = count
     if count == 0:
-        return ('no CUDA GPU is visible (the NVIDIA driver {} finds none)'.format(
+        return ('no CUDA GPU is visible (the NVIDIA driver, CUDA {}, finds none)'.format(
                     info['cuda_driver']),
                 'check the GPU with nvidia-smi (and CUDA_VISIBLE_DEVICES)')
     if gpu >= count:
-        return ('there is no GPU {}: this machine has {} (0 to {})'.format(gpu, count, count - 1),
+        return ('there is no GPU {}: this machine has {}'.format(gpu, count),
                 'use --gpu 0' if count == 1 else 'use --gpu 0 to {}'.format(count - 1))
     return None
 

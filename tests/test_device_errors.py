@@ -3,8 +3,8 @@ and one line that says why and what to do, never a traceback.
 
 The failure is real, not simulated: in the test environment (no gpu extra) the reason is that CuPy
 is not installed; with the gpu extra on a machine without an NVIDIA driver it is the missing
-driver.  Where CUDA can be used these tests are skipped: tests/test_gpu.py runs the same
-commands on the GPU.
+driver.  Where CUDA can be used these tests are skipped: tests/test_gpu.py trains, resumes, runs
+the model tools and the bench there.
 """
 import os
 import subprocess
