@@ -34,9 +34,16 @@ pytestmark = [pytest.mark.gpu,
 
 #: Largest difference allowed between GPU and CPU, relative to the largest magnitude of each
 #: array.  Both compute in float32 in different orders; on the CPU, moving every activation of
-#: bc7db4a2 by one unit in the last place moved its gradients by up to 1.5e-5 of their scale.
-#: A wrong kernel is off by the order of the values themselves.
+#: bc7db4a2 by one unit in the last place moved its outputs and test-mode gradients by up to
+#: 1.5e-5 of their scale.  A wrong kernel is off by the order of the values themselves.
 TOLERANCE = 1e-3
+#: Training-mode gradients are compared with a float64 reference instead: there
+#: BatchNormalization's backward subtracts nearly equal sums (bc7db4a2's 4096-channel boxes see
+#: 32 values per channel at minibatch 2), and float32 gradients of any implementation carry
+#: errors of their own.  Measured on the CPU at minibatch 2: up to 3.7e-2 of their scale from
+#: float64 (bc7db4a2's dec3/conv/W, fast and stock convolutions alike; 8e-3 at minibatch 8),
+#: under 2e-5 for c9335bce.
+TRAINING_GRADIENT_TOLERANCE = 1e-1
 
 
 def tiny_run_flags(gpu):
@@ -49,6 +56,19 @@ def tiny_run_flags(gpu):
 def run(*args):
     return subprocess.run([sys.executable] + list(args), capture_output=True, text=True,
                           cwd=REPOSITORY, timeout=600)
+
+
+def relative_error(expected, actual):
+    """Largest difference, relative to the largest magnitude of ``expected``."""
+    scale = float(numpy.abs(expected).max()) or 1.0
+    return float(numpy.abs(numpy.asarray(actual) - expected).max()) / scale
+
+
+def float64_copy(model):
+    model = copy.deepcopy(model)
+    for param in model.params():
+        param.array = param.array.astype(numpy.float64)
+    return model
 
 
 def forward_backward(model, x, device, train):
@@ -77,15 +97,25 @@ def test_the_net_computes_on_the_gpu_what_it_computes_on_the_cpu(experiment, tra
     gpu.to_device('@cupy:0')
     assert gpu.device.xp is chainer.backends.cuda.cupy
     x = numpy.random.RandomState(1).uniform(0, 6.9, (2, 1, 32, 256)).astype(numpy.float32)
-    expected = forward_backward(cpu, x, chainer.get_device('@numpy'), train)
+    cpu_device = chainer.get_device('@numpy')
+    if train:  # the float64 reference of the gradients, with Chainer's stock convolutions
+        with chainer.using_config('use_fast_convolution', False):
+            exact = forward_backward(float64_copy(cpu), x.astype(numpy.float64), cpu_device, train)
+    expected = forward_backward(cpu, x, cpu_device, train)
     actual = forward_backward(gpu, x, chainer.get_device('@cupy:0'), train)
     assert sorted(actual) == sorted(expected)
     assert sum(key.startswith('gradient of ') for key in expected) == len(list(cpu.params()))
     for key, want in expected.items():
-        assert numpy.isfinite(want).all(), key
-        scale = float(numpy.abs(want).max()) or 1.0
-        numpy.testing.assert_allclose(actual[key], want, rtol=0, atol=TOLERANCE * scale,
-                                      err_msg='{} ({})'.format(key, experiment))
+        assert numpy.isfinite(want).all() and numpy.isfinite(actual[key]).all(), key
+        where = '{} of {}, {}'.format(key, experiment, 'training' if train else 'test')
+        if train and key.startswith('gradient of '):
+            cpu_error = relative_error(exact[key], want)
+            gpu_error = relative_error(exact[key], actual[key])
+            assert max(cpu_error, gpu_error) <= TRAINING_GRADIENT_TOLERANCE, \
+                '{}: GPU {:.1e}, CPU {:.1e} from float64'.format(where, gpu_error, cpu_error)
+        else:
+            error = relative_error(want, actual[key])
+            assert error <= TOLERANCE, '{}: GPU {:.1e} from the CPU'.format(where, error)
 
 
 @pytest.fixture(scope='module')
