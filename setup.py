@@ -89,7 +89,13 @@ setup(
         'soundfile',
     ],
     extras_require={
-        'gpu': ['cupy-cuda12x'],
+        # CuPy 14 for CUDA 12 with its CUDA libraries from the package index ([ctk]: cuBLAS, cuFFT,
+        # cuRAND, cuSOLVER, cuSPARSE, NVRTC, the runtime), found without LD_LIBRARY_PATH, so the
+        # NVIDIA driver is all the machine needs (README.md, "On a GPU").  CuPy 13 has no [ctk].
+        # CuPy 14 has no cuDNN: Chainer runs its own kernels.  NCCL: Chainer imports CuPy's NCCL
+        # module (multi-GPU updater), and without the library CuPy warns on every import; it is
+        # also what ChainerMN's pure_nccl communicator uses.
+        'gpu': ['cupy-cuda12x[ctk]>=14,<15', 'nvidia-nccl-cu12>=2.18.1,<3'],
         # Data-parallel training with ChainerMN (common/distributed.py): mpi4py and an MPI that
         # pip installs (MPICH, with mpiexec), for machines without a system MPI.
         'mpi': MPI,

@@ -159,10 +159,13 @@ def main(argv=None):
     import numpy
     import common  # noqa: F401  (Chainer compatibility)
     import chainer
-    from common import env
+    from common import cli, env
 
-    device = chainer.get_device('@cupy:{}'.format(args.gpu) if args.gpu >= 0 else '@numpy')
-    device.use()
+    try:
+        device = cli.get_device(args.gpu)
+    except cli.UsageError as error:  # an unusable --gpu: one line, as every command says it
+        print('train_step.py: error: {}'.format(error), file=sys.stderr)
+        sys.exit(2)
     gpu = device.xp is not numpy
     names = (args.paths or ('fast' if gpu else 'stock,fast')).split(',')
     if any(name not in ('stock', 'fast') for name in names):

@@ -12,7 +12,7 @@ import sys
 import common  # noqa: F401
 import chainer
 
-from common import audio, dataset, protocol
+from common import audio, dataset, env, protocol
 
 
 #: A snapshot of bc7db4a2 is 816 MB (the model and RMSprop's state, 408 MB each): one every 5
@@ -102,9 +102,27 @@ def parse_training_args(parser, argv=None):
 
 
 def get_device(gpu):
-    """The Chainer device of ``--gpu`` (negative: the CPU), made current."""
-    device = chainer.get_device('@cupy:{}'.format(gpu) if gpu >= 0 else '@numpy')
-    device.use()
+    """The Chainer device of ``--gpu`` (negative or None: the CPU), made current.
+
+    Every command that takes ``--gpu`` gets its device here, so a GPU that cannot be used stops
+    each of them the same way, before any slow work: :class:`UsageError` with why (the
+    environment report's ``cuda_problem``: CuPy missing, CUDA library missing, no driver, no
+    such GPU) and what to do, instead of Chainer's RuntimeError and a traceback.
+    """
+    if gpu is None or gpu < 0:
+        device = chainer.get_device('@numpy')
+        device.use()
+        return device
+    report = env.cuda_report(gpu)
+    if not report['cuda_usable']:
+        raise UsageError('--gpu {}: {}; {}, or use --gpu -1 for the CPU'.format(
+            gpu, report['cuda_problem'], report['cuda_fix']))
+    try:
+        device = chainer.get_device('@cupy:{}'.format(gpu))
+        device.use()
+    except Exception as error:  # noqa: BLE001  (a GPU that is listed but refuses a context)
+        raise UsageError('--gpu {}: GPU {} cannot be used ({}); use --gpu -1 for the CPU'.format(
+            gpu, gpu, env.one_line(error)))
     return device
 
 

@@ -23,7 +23,7 @@ import numpy
 import common  # noqa: F401
 import chainer
 
-from common import inference, preview, report, runs
+from common import cli, inference, preview, report, runs
 from common import plot  # noqa: F401  (matplotlib on its Agg backend, files only)
 from common import spectrogram as sp
 
@@ -189,10 +189,9 @@ def main(argv=None):
                         help='GPU id to run the models on (negative value: CPU)')
     args = parser.parse_args(argv)
     try:
-        device = chainer.get_device('@cupy:{}'.format(args.gpu) if args.gpu >= 0 else '@numpy')
-        device.use()
+        device = cli.get_device(args.gpu)
         table = compare(args.folders, args.out, device)
-    except (runs.RunError, OSError) as e:
+    except (cli.UsageError, runs.RunError, OSError) as e:
         print('{}: error: {}'.format(parser.prog, e), file=sys.stderr)
         return 2
     print(table, end='')

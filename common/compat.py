@@ -23,8 +23,25 @@ numpy.distutils
 ``pkg_resources`` (also imported by ``chainer._environment_check``) is not patched: setup.py
 requires ``setuptools<81``, the last releases that ship it.  Its deprecation warning, printed on
 every ``import chainer``, is silenced, since nothing here can act on it.
+
+Expected warnings
+-----------------
+cuDNN on CuPy 14
+    CuPy 14 removed its cuDNN module; Chainer then runs its own GPU kernels (cudnn_enabled is
+    False), and warns "cuDNN is not enabled. Please reinstall CuPy after you install cudnn" on
+    every ``import chainer``.  No CuPy 14 can follow that advice.  Where the installed CuPy is 14
+    or newer, and only there (on CuPy 13 a missing cuDNN can be installed, and the warning
+    stays), ``CHAINER_CUDNN`` defaults to 0: Chainer's own switch for "no cuDNN", which changes
+    nothing else on a CuPy without cuDNN and, unlike a warnings filter, holds inside
+    ``warnings.catch_warnings`` blocks (pytest's) and in child processes.  A value the user set
+    is kept.  ``python -m common.env`` reports whether cuDNN is in use, and lists the warnings
+    so avoided (:data:`SILENCED`).
 """
+import functools
 import importlib
+import importlib.metadata
+import importlib.util
+import os
 import sys
 import types
 import warnings
@@ -32,6 +49,7 @@ import warnings
 import numpy
 
 APPLIED = []  # names of the patches applied in this process, for tests and `python -m common.env`
+SILENCED = []  # expected warnings avoided in this process (module docstring), for the same
 
 
 def _restore_sctypes():
@@ -72,8 +90,34 @@ def _stand_in_numpy_distutils():
     APPLIED.append('numpy.distutils')
 
 
+@functools.lru_cache(maxsize=None)
+def cupy_distribution():
+    """(name, version) of the installed CuPy package (cupy-cuda12x, cupy-cuda13x, cupy...), or None.
+
+    Read from the package metadata, without importing CuPy: :func:`apply` runs before chainer
+    imports it, and importing CuPy here would load the CUDA libraries for every command.
+    """
+    if importlib.util.find_spec('cupy') is None:
+        return None
+    for distribution in importlib.metadata.distributions():
+        name = distribution.metadata['Name'] or ''
+        if name.lower() == 'cupy' or name.lower().startswith('cupy-'):
+            return name, distribution.version
+    return None
+
+
+def _silence_expected_warnings():
+    cupy = cupy_distribution()
+    if cupy is None or int(cupy[1].split('.')[0]) < 14:
+        return
+    # Chainer reads it when it is imported ("Set 0 to completely disable cuDNN in Chainer").
+    if os.environ.setdefault('CHAINER_CUDNN', '0') == '0' and not SILENCED:
+        SILENCED.append('cuDNN is not enabled')
+
+
 def apply():
     """Apply every patch that this Python and NumPy need.  Idempotent."""
     warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
     _restore_sctypes()
     _stand_in_numpy_distutils()
+    _silence_expected_warnings()

@@ -181,4 +181,8 @@ class PeakGPUMemory(extension.Extension):
         self.peak_bytes = max(self.peak_bytes, cupy.get_default_memory_pool().total_bytes())
 
     def serialize(self, serializer):
-        self.peak_bytes = int(serializer('peak_bytes', self.peak_bytes))
+        try:
+            self.peak_bytes = int(serializer('peak_bytes', self.peak_bytes))
+        except KeyError:  # a snapshot written on the CPU (no peak in it) resumed on a GPU
+            if not isinstance(serializer, chainer.serializer.Deserializer):
+                raise

@@ -26,9 +26,8 @@ import sys
 import numpy
 
 import common  # noqa: F401  (Chainer compatibility before chainer is imported)
-import chainer
 
-from common import audio, inference, runs
+from common import audio, cli, inference, runs
 from common import spectrogram as sp
 
 PROG = 'python -m common.reconstruct'
@@ -68,17 +67,8 @@ def recording_spectrogram(wave):
     return sp.utterance_to_spectrogram(wave, scale=False)[0]
 
 
-def get_device(gpu):
-    """Chainer device for --gpu (-1: CPU); ToolError when the GPU cannot be used."""
-    if gpu is None or gpu < 0:
-        return chainer.get_device('@numpy')
-    try:
-        device = chainer.get_device('@cupy:%d' % gpu)
-        device.use()
-    except Exception as error:  # noqa: BLE001  (no CuPy, no such GPU, driver errors)
-        raise ToolError('cannot use GPU %d (%s: %s); use --gpu -1 for the CPU'
-                        % (gpu, type(error).__name__, ' '.join(str(error).split())))
-    return device
+#: The device of --gpu: a GPU that cannot be used is one line naming why (common.cli.get_device).
+get_device = cli.get_device
 
 
 def check_folder(folder):
@@ -148,10 +138,12 @@ def add_common_arguments(parser):
 
 
 def run_tool(prog, function, args):
-    """function(args) with bad inputs reported as one line 'prog: error: ...', exit status 2."""
+    """function(args) with bad inputs reported as one line 'prog: error: ...', exit status 2.
+
+    Bad inputs are ToolError, and cli.UsageError from :func:`get_device` (an unusable --gpu)."""
     try:
         function(args)
-    except ToolError as error:
+    except (ToolError, cli.UsageError) as error:
         print('%s: error: %s' % (prog, ' '.join(str(error).split())), file=sys.stderr)
         return 2
     return 0
