@@ -60,8 +60,8 @@ def open_regular(path, max_bytes=None):
         if not stat.S_ISREG(info.st_mode):
             raise FileRefused('{}: not a regular file'.format(path))
         if max_bytes is not None and info.st_size > max_bytes:
-            raise FileRefused('{}: {} is more than the {} such a file may have'.format(
-                path, _size_text(info.st_size), _size_text(max_bytes)))
+            raise FileRefused('{}: {} bytes, more than the {} such a file may have'.format(
+                path, info.st_size, _size_text(max_bytes)))
         os.set_blocking(descriptor, True)
         return os.fdopen(descriptor, 'rb')
     except BaseException:

@@ -167,18 +167,14 @@ class Archive:
 
 def check_fits(archive, header, value, what):
     """NpzError unless entry ``header`` can replace ``value`` (the deserializer's target)."""
-    key = header.key
     kind = header.dtype.kind
     if value is None or isinstance(value, str):
-        wanted = 'U' if isinstance(value, str) else 'biufcU'
-        if kind not in wanted or (value is not None and header.shape != ()):
-            raise archive.refuse(key, 'is {}; {} needs {}'.format(
-                header.describe(), what, 'one string' if value is not None else 'numbers'))
+        wanted, shape = ('U', ()) if isinstance(value, str) else ('biufcU', header.shape)
         if header.nbytes > MAX_UNSIZED_BYTES:
-            raise archive.refuse(key, 'declares {} ({} bytes), more than the {} allowed'.format(
-                header.describe(), header.nbytes, MAX_UNSIZED_BYTES))
-        return
-    if isinstance(value, (bool, numpy.bool_)):
+            raise archive.refuse(header.key, 'declares {} ({} bytes), more than the {} '
+                                 'allowed'.format(header.describe(), header.nbytes,
+                                                  MAX_UNSIZED_BYTES))
+    elif isinstance(value, (bool, numpy.bool_)):
         wanted, shape = 'b', ()
     elif isinstance(value, (int, numpy.integer)):
         wanted, shape = 'iu', ()
@@ -188,14 +184,21 @@ def check_fits(archive, header, value, what):
         wanted = FITTING_KINDS.get(numpy.dtype(value.dtype).kind, '')
         shape = tuple(value.shape)
     else:
-        raise archive.refuse(key, 'cannot be loaded into a {} of {}'.format(
-            type(value).__name__, what))
+        raise misfit(archive, what, header.key, 'cannot be loaded into a {}'.format(
+            type(value).__name__))
     if header.shape != shape:
-        raise archive.refuse(key, 'has shape {}; {} needs {}'.format(header.shape, what, shape))
+        raise misfit(archive, what, header.key, 'has shape {}, not {}'.format(
+            header.shape, shape))
     if kind not in wanted:
-        raise archive.refuse(key, 'is {}; {} needs {}'.format(
-            header.dtype, what, {'f': 'floating point', 'iu': 'integers', 'b': 'booleans',
-                                 'fiu': 'a number'}.get(wanted, 'dtype kind ' + wanted)))
+        raise misfit(archive, what, header.key, 'is {}, not {}'.format(
+            header.dtype, {'f': 'floating point', 'iu': 'integers', 'b': 'booleans',
+                           'fiu': 'a number', 'U': 'a string', 'biufcU': 'numbers'}.get(
+                               wanted, 'of kind ' + wanted)))
+
+
+def misfit(archive, what, key, reason):
+    """The NpzError of an entry that is sound but does not fit the object it is loaded into."""
+    return NpzError("{}: does not fit {}: entry '{}' {}".format(archive.path, what, key, reason))
 
 
 class SafeDeserializer(chainer.serializers.NpzDeserializer):
@@ -211,8 +214,11 @@ class SafeDeserializer(chainer.serializers.NpzDeserializer):
 
     def __call__(self, key, value):
         full = self.path + key.lstrip('/')
-        if self.strict or full in self.npz:
+        if full in self.npz:
             check_fits(self.npz, self.npz.header(full), value, self.what)
+        elif self.strict:
+            raise NpzError("{}: does not fit {}: no entry '{}'".format(
+                self.npz.path, self.what, full))
         return super().__call__(key, value)
 
 

@@ -41,7 +41,7 @@ def test_reading_refuses_what_is_not_a_small_regular_file(case, tmp_path):
     message = str(error.value)
     assert message.startswith(str(path) + ': ') and '\n' not in message
     assert ('not a regular file' if case != 'too large' else
-            '101 bytes is more than the 100 bytes') in message
+            '101 bytes, more than the 100 bytes') in message
 
 
 def test_reading_a_regular_file(tmp_path):

@@ -111,15 +111,15 @@ def tamper(path, net, case, tmp_path):
     if case == 'missing entry':
         del content['dec1/conv/b']
         save(path, content)
-        return "has no entry 'dec1/conv/b'"
+        return "does not fit SmallNet: no entry 'dec1/conv/b'"
     if case == 'wrong shape':
         content['enc1/conv/W'] = content['enc1/conv/W'][:1]  # would broadcast into place
         save(path, content)
-        return "'enc1/conv/W' has shape (1, 1, 3, 3); SmallNet needs (4, 1, 3, 3)"
+        return "does not fit SmallNet: entry 'enc1/conv/W' has shape (1, 1, 3, 3), not (4, 1, 3, 3)"
     if case == 'integers':
         content['enc2/bn/gamma'] = numpy.ones(2, dtype=numpy.int64)
         save(path, content)
-        return "'enc2/bn/gamma' is int64; SmallNet needs floating point"
+        return "does not fit SmallNet: entry 'enc2/bn/gamma' is int64, not floating point"
     if case == 'forged header':  # declares 4 TB, holds 16 bytes: must not be allocated
         del content['enc1/conv/W']
         save(path, content)
@@ -217,5 +217,5 @@ def test_a_model_is_not_a_snapshot(corpus, model, tmp_path):
     path, _ = model
     with pytest.raises(npz.NpzError) as error:
         npz.load_npz(str(path), make_trainer(corpus, tmp_path / 'run'), what='the trainer')
-    assert str(error.value).startswith(str(path) + ': snapshot has no entry ')
+    assert str(error.value).startswith(str(path) + ': does not fit the trainer: no entry ')
 
