@@ -3,6 +3,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 
 import numpy
 import pytest
@@ -132,6 +133,18 @@ def bad(bc7db4a2_run, utterance_path, tmp_path_factory):
     shutil.copy(bc7db4a2_run / 'summary.json', root / 'other')
     chainer.serializers.save_npz(str(root / 'other' / 'model.npz'), OtherNet())
     (root / 'unfinished').mkdir()
+    # model.npz files a run could hand over: empty, truncated, one with pickled entries.
+    for name in ('empty', 'truncated', 'pickled'):
+        (root / name).mkdir()
+        shutil.copy(bc7db4a2_run / 'summary.json', root / name)
+    (root / 'empty' / 'model.npz').write_bytes(b'')
+    with open(bc7db4a2_run / 'model.npz', 'rb') as f:
+        (root / 'truncated' / 'model.npz').write_bytes(f.read(2 ** 20))
+    with zipfile.ZipFile(bc7db4a2_run / 'model.npz') as model:
+        names = [name[:-len('.npy')] for name in model.namelist()]
+    numpy.savez(root / 'pickled' / 'model.npz',  # every entry: Chain children are a set
+                **{name: numpy.array([Payload(root / 'marker')], dtype=object)
+                   for name in names})
     good = root / 'good.npz'
     assert latent.main(['encode', str(bc7db4a2_run), utterance_path, str(good)]) == 0
     content = dict(numpy.load(good))
@@ -148,6 +161,22 @@ def bad(bc7db4a2_run, utterance_path, tmp_path_factory):
     return root
 
 
+class Payload:
+    """Unpickling this creates ``marker``: the visible trace of code run from a file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, 'w'))
+
+
+MODEL_CASES = {
+    'empty model': ('empty', 'UTTERANCE', 'model.npz: not a model (empty file)'),
+    'truncated model': ('truncated', 'UTTERANCE', 'model.npz: not a model (not an .npz archive, '
+                        'or truncated'),
+    'pickled model': ('pickled', 'UTTERANCE', 'is an object array, which only pickle can read'),
+}
 RECONSTRUCT_CASES = {
     # case: (results folder, input, message part)
     'too short': ('RUN', 'short.wav', 'too short: 1000 samples'),
@@ -156,9 +185,11 @@ RECONSTRUCT_CASES = {
     'not audio': ('RUN', 'text.wav', 'not readable as audio'),
     'missing input': ('RUN', 'missing.wav', 'cannot open'),
     'no model': ('nomodel', 'UTTERANCE', 'no model.npz'),
-    'model of another experiment': ('other', 'UTTERANCE', 'model.npz does not fit'),
+    'model of another experiment': ('other', 'UTTERANCE', 'model.npz: does not fit '
+                                    'bc7db4a2/net.py:Net: entry '),
     'not a run': ('unfinished', 'UTTERANCE', 'not a finished run'),
     'no folder': ('absent', 'UTTERANCE', 'no such results folder'),
+    **MODEL_CASES,
 }
 
 
@@ -185,7 +216,9 @@ DECODE_CASES = {
     'not an npz': ('RUN', 'text.wav', 'not a latent file'),
     'missing file': ('RUN', 'absent.npz', 'cannot open'),
     'no model': ('nomodel', 'good.npz', 'no model.npz'),
-    'model of another experiment': ('other', 'good.npz', 'model.npz does not fit'),
+    'model of another experiment': ('other', 'good.npz', 'model.npz: does not fit '
+                                    'bc7db4a2/net.py:Net: entry '),
+    **{case: (folder, 'good.npz', message) for case, (folder, _, message) in MODEL_CASES.items()},
 }
 
 
@@ -209,6 +242,7 @@ def test_bad_input_is_a_one_line_error(tool, case, bad, bc7db4a2_run, utterance_
     assert status == 2
     assert_one_line_error(capsys, prog, message)
     assert not (bad / output).exists()
+    assert not (bad / 'marker').exists()
 
 
 def test_unwritable_output_fails_before_the_work(bc7db4a2_run, utterance_path, tmp_path,
