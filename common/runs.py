@@ -67,7 +67,7 @@ SUMMARY_FIELDS = (
     ('dataset', lambda v: isinstance(v, dict), 'an object'),
     ('environment', lambda v: isinstance(v, dict), 'an object'),
     ('latent_shape', _optional(_shape), 'a list of positive integers'),
-    ('input_shape', _optional(_shape), 'a list of positive integers'),
+    ('input_shape', _optional(lambda v: _shape(v) and len(v) == 3), 'three positive integers'),
     ('training_hours', _optional(_number), 'a number'),
     ('final_training_mse', _optional(_number), 'a number'),
     ('final_validation_mse', _optional(_number), 'a number'),

@@ -194,6 +194,8 @@ SUMMARIES = {
                       '"hyperparameters.seed" must be an integer'),
     'latent shape malformed': (summary_of('bc7db4a2/net.py:Net', latent_shape=[4096, -16]),
                                '"latent_shape" must be a list of positive integers'),
+    'input shape of one axis': (summary_of('bc7db4a2/net.py:Net', input_shape=[256]),
+                                '"input_shape" must be three positive integers, not [256]'),
     'training hours a string': (summary_of('bc7db4a2/net.py:Net', training_hours='1 h'),
                                 '"training_hours" must be a number'),
     'experiment escapes': (summary_of('bc7db4a2/net.py:Net', experiment='../../x'),
