@@ -422,8 +422,11 @@ def write_report(folder):
     """Write ``folder``/index.html (atomically) and return its path; RunError if not finished."""
     page = render(folder)
     path = os.path.join(folder, INDEX)
-    with files.atomic_write(path, 'w', encoding='utf-8') as f:
-        f.write(page)
+    try:
+        with files.atomic_write(path, 'w', encoding='utf-8') as f:
+            f.write(page)
+    except OSError as e:  # a read-only copy of someone's folder, a full disk
+        raise runs.RunError('cannot write {} ({})'.format(path, e.strerror or e))
     return path
 
 

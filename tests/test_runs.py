@@ -242,3 +242,14 @@ def test_a_bad_log_is_one_line(case, tool, tmp_path, utterance, capsys):
         (folder / 'log').write_text(log)
     main, argv = tools(folder, tmp_path, utterance)[tool]
     assert_refused(capsys, main, argv, message)
+
+
+def test_a_page_that_cannot_be_written_is_one_line(tmp_path, capsys):
+    """report writes index.html into the folder, which may be a read-only or full copy; here
+    a folder stands where the page would go."""
+    folder = results_folder(tmp_path / 'run', summary_of('bc7db4a2/net.py:Net'))
+    (folder / 'index.html').mkdir()
+    assert_refused(capsys, report.main, [str(folder)], 'cannot write {}'.format(
+        folder / 'index.html'))
+    assert sorted(p.name for p in folder.iterdir()) == ['index.html', 'log', 'model.npz',
+                                                        'summary.json']
