@@ -171,9 +171,8 @@ def corpus():
 
 def make_trainer(corpus, out):
     train = load_experiment_module('c9335bce', 'train')
-    args = train.parse_args(['--out', str(out), '--epoch', '2', '--batchsize', '2',
-                             '--excerpts-per-epoch', '2', '--validation-excerpts', '2',
-                             '--preview-interval', '2'])
+    args = train.parse_args(['--out', str(out), '--epoch', '1', '--batchsize', '2',
+                             '--excerpts-per-epoch', '2', '--validation-excerpts', '2'])
     return train.make_trainer(args, corpus, chainer.get_device('@numpy'))
 
 
@@ -192,8 +191,7 @@ def trainer_state(trainer):
 
 def test_a_real_trainer_snapshot_loads_as_chainer_loads_it(corpus, tmp_path):
     trainer = make_trainer(corpus, tmp_path / 'run')
-    trainer.stop_trigger = chainer.training.triggers.IntervalTrigger(1, 'epoch')
-    trainer.run()  # one epoch of one iteration, then the epoch's snapshot
+    trainer.run()  # one epoch of one iteration, then its snapshot
     snapshot = ext.snapshots(str(tmp_path / 'run'))[-1]
     with npz.Archive(snapshot, 'snapshot') as archive:
         headers = [archive.header(key) for key in archive.files]
