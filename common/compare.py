@@ -23,8 +23,10 @@ import numpy
 import common  # noqa: F401
 import chainer
 
-from common import files, inference, plot, preview, report, runs
+from common import inference, preview, report, runs
+from common import plot  # noqa: F401  (matplotlib on its Agg backend, files only)
 from common import spectrogram as sp
+from common import files
 
 LEARNING_CURVES = 'learning_curves.png'
 SPECTROGRAMS = 'spectrograms.png'
