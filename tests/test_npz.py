@@ -4,6 +4,7 @@ Real archives throughout: a small AutoEncoder saved by Chainer, the same file ta
 (a pickled entry, truncated, forged headers), and a real trainer snapshot written by the
 snapshot extension of an experiment's train.py.
 """
+import inspect
 import io
 import os
 import zipfile
@@ -173,7 +174,11 @@ def make_trainer(corpus, out):
     train = load_experiment_module('c9335bce', 'train')
     args = train.parse_args(['--out', str(out), '--epoch', '1', '--batchsize', '2',
                              '--excerpts-per-epoch', '2', '--validation-excerpts', '2'])
-    return train.make_trainer(args, corpus, chainer.get_device('@numpy'))
+    # Where train.py names the run in its snapshots (a string, as its main passes), name it:
+    # an entry left None would be a pickled None, which common.npz refuses like any pickle.
+    named = 'run_id' in inspect.signature(train.make_trainer).parameters
+    return train.make_trainer(args, corpus, chainer.get_device('@numpy'),
+                              **({'run_id': 'a-run'} if named else {}))
 
 
 def trainer_state(trainer):
