@@ -232,7 +232,7 @@ RECONSTRUCT_CASES = {
     'missing input': ('RUN', 'missing.wav', 'cannot open'),
     'no model': ('nomodel', 'UTTERANCE', 'no model.npz'),
     'model of another experiment': ('other', 'UTTERANCE', 'model.npz: does not fit '
-                                    'bc7db4a2/net.py:Net: entry '),
+                                    'bc7db4a2/net.py:Net: '),
     'not a run': ('unfinished', 'UTTERANCE', 'not a finished run'),
     'no folder': ('absent', 'UTTERANCE', 'no such results folder'),
     **MODEL_CASES,
@@ -272,7 +272,7 @@ DECODE_CASES = {
     'missing file': ('RUN', 'absent.npz', 'cannot open'),
     'no model': ('nomodel', 'good.npz', 'no model.npz'),
     'model of another experiment': ('other', 'good.npz', 'model.npz: does not fit '
-                                    'bc7db4a2/net.py:Net: entry '),
+                                    'bc7db4a2/net.py:Net: '),
     **{case: (folder, 'good.npz', message) for case, (folder, _, message) in MODEL_CASES.items()},
 }
 
