@@ -26,6 +26,7 @@ import chainer
 from common import cli, inference, preview, report, runs
 from common import plot  # noqa: F401  (matplotlib on its Agg backend, files only)
 from common import spectrogram as sp
+from common import files
 
 LEARNING_CURVES = 'learning_curves.png'
 SPECTROGRAMS = 'spectrograms.png'
@@ -87,8 +88,7 @@ def plot_learning_curves(path, loaded):
     ax.grid(True, which='both', alpha=0.3)
     ax.legend(fontsize='small')
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plot.save_figure(fig, path)
 
 
 def plot_spectrograms(path, sample, outputs):
@@ -109,8 +109,7 @@ def plot_spectrograms(path, sample, outputs):
         ax.set_ylabel('frequency [Hz]')
     axes[-1, 0].set_xlabel('time [s]')
     fig.colorbar(image, ax=axes[:, 0].tolist(), label='-ln(|X| / 1024)  (small = loud)')
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plot.save_figure(fig, path)
 
 
 def compute_outputs(loaded, sample, device):
@@ -169,7 +168,7 @@ def compare(folders, out, device=None):
     plot_learning_curves(os.path.join(out, LEARNING_CURVES), loaded)
     plot_spectrograms(os.path.join(out, SPECTROGRAMS), sample, outputs)
     table = markdown_table(*table_rows(loaded))
-    with open(os.path.join(out, TABLE), 'w') as f:
+    with files.atomic_write(os.path.join(out, TABLE), 'w') as f:
         f.write('# Comparison\n\n')
         f.write('utterance MSE: each model on the same input, {} ({}).\n\n'.format(
             sample.title, SPECTROGRAMS))

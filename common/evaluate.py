@@ -6,7 +6,10 @@ The validation split is recreated as training made it: ``load_corpus(dataset, se
 seed>)`` (dataset: the run's, from summary.json, unless --dataset names another folder).  Each
 validation file is used whole: min-max scaled as a whole into [-1, 1] (SPEC.md step 2, as the
 training previews do) and turned into its (T, 256) spectrogram S; the AutoEncoder reconstructs
-S block by block (32 frames, the last padded, joined again: :mod:`common.inference`).
+S block by block (32 frames, the last padded, joined again: :mod:`common.inference`).  Files
+longer than SEGMENT_FRAMES frames (51 s) are measured in segments with margins, so memory does
+not grow with their length, with a progress line per segment (:func:`evaluate_utterance` says
+what is exact and what is not).
 
 The reference of the MCD is S rendered with the recording's own STFT phase (S is band-limited
 to 0-4000 Hz, its quiet bins raised to the floor, and so is every rendering), and three
@@ -60,38 +63,135 @@ RENDERINGS = (
     ('autoencoder_true_phase', 'AutoEncoder output, true phase'),
 )
 MEASURES = ('mcd_db', 'lsd_db', 'spectral_convergence')
+#: Long utterances are measured in segments of SEGMENT_FRAMES frames (51.2 s), each with
+#: MARGIN_FRAMES (5.12 s, more than Griffin-Lim's 100 iterations reach: one frame each) of
+#: context on either side.  Both are multiples of ALIGN = 160 frames, the least multiple of the
+#: network's 32-frame blocks that starts on a WORLD frame (5 ms = 40 samples at 8 kHz; a
+#: spectrogram frame is 256 samples there).
+SEGMENT_FRAMES = 1600
+MARGIN_FRAMES = 160
+ALIGN = 160
+WORLD_HOP = int(metrics.FRAME_PERIOD_MS * sp.SAMPLE_RATE / 1000)  # 80 samples at 16 kHz
+
+
+def segments(frames, segment_frames=None, margin_frames=None):
+    """(context start, start, stop, context stop) frame indices of the segments that cover
+    ``range(frames)``: each segment's frames [start, stop) are measured on its context [context
+    start, context stop), up to ``margin_frames`` more on each side (defaults: SEGMENT_FRAMES,
+    MARGIN_FRAMES)."""
+    segment_frames = segment_frames or SEGMENT_FRAMES
+    margin_frames = MARGIN_FRAMES if margin_frames is None else margin_frames
+    for size in (segment_frames, margin_frames):
+        if size % ALIGN:
+            raise ValueError('segments and margins are multiples of %d frames, got %d'
+                             % (ALIGN, size))
+    for start in range(0, frames, segment_frames):
+        stop = min(start + segment_frames, frames)
+        yield max(0, start - margin_frames), start, stop, min(frames, stop + margin_frames)
+
+
+class _Sums:
+    """The per-utterance numbers, accumulated segment by segment: per-frame values where the
+    measure is a mean over frames (LSD, MCD with the loudest frame of the whole utterance), and
+    sums of squares where it is a ratio of norms (spectral convergence)."""
+
+    def __init__(self):
+        self.frames = 0
+        self.squared_error = 0.0
+        self.lsd = []
+        self.power = []  # WORLD frame power of the recording, for the silent-frame rule
+        self.renderings = {key: {'lsd': [], 'mcd': [], 'sc_error': 0.0}
+                           for key, _ in RENDERINGS}
+        self.target_energy = 0.0
+
+    def result(self):
+        power = numpy.concatenate(self.power)
+        speech = power >= power.max() - metrics.SILENCE_DB  # metrics.speech_frames' rule
+        result = {
+            'frames': self.frames,
+            'spectrogram_mse': self.squared_error / (self.frames * sp.BINS),
+            'spectrogram_lsd_db': float(numpy.mean(numpy.concatenate(self.lsd))),
+        }
+        for key, sums in self.renderings.items():
+            result[key] = {
+                'mcd_db': float(numpy.mean(numpy.concatenate(sums['mcd'])[speech])),
+                'lsd_db': float(numpy.mean(numpy.concatenate(sums['lsd']))),
+                'spectral_convergence': math.sqrt(sums['sc_error'] / self.target_energy),
+            }
+        return result
 
 
 def evaluate_utterance(model, wave, device=None,
-                       griffin_lim_iterations=tools.GRIFFIN_LIM_ITERATIONS, f0_method=F0_METHOD):
-    """The numbers of one 16 kHz utterance (raw, any scale): a flat dict of floats."""
+                       griffin_lim_iterations=tools.GRIFFIN_LIM_ITERATIONS, f0_method=F0_METHOD,
+                       segment_frames=None, margin_frames=None, progress=None):
+    """The numbers of one 16 kHz utterance (raw, any scale): a flat dict of floats.
+
+    The utterance is scaled as a whole, then measured in segments of ``segment_frames`` frames
+    (:func:`segments`), each on its context of ``margin_frames`` more frames on either side, so
+    memory stays that of one segment whatever the utterance's length (a 30-minute file once
+    needed more than 24 GB).  The spectrogram, the network's output (32-frame blocks aligned as
+    in the whole utterance), the true-phase waves and the WORLD frames (5 ms, aligned: ALIGN)
+    of a segment's frames are exactly those of the whole utterance; the numbers are combined
+    exactly (per-frame means, sums of squares, the silent-frame rule on the loudest frame of the
+    whole utterance).  What may differ in a long utterance: Griffin-Lim starts each context from
+    its own random phase, and harvest's F0 sees the context only (the margins keep both away
+    from the segment's edges).  An utterance of at most ``segment_frames`` frames is one segment:
+    the same numbers as measuring it whole.  ``progress(seconds done, seconds)``, if given, is
+    called after each segment.
+    """
     scaled = sp.normalize_batch(numpy.asarray(wave, dtype=numpy.float32)[None])[0][0]
-    spectrogram = tools.recording_spectrogram(scaled)
-    length = sp.wave_length(len(spectrogram))
-    original = scaled[:length]
-    phase = sp.stft(original)
+    frames = sp.n_frames(len(scaled))
+    sums = _Sums()
+    for context_start, start, stop, context_stop in segments(frames, segment_frames,
+                                                             margin_frames):
+        offset = context_start * sp.HOP_LENGTH
+        piece = scaled[offset:offset + sp.wave_length(context_stop - context_start)]
+        _measure(model, piece, start - context_start, stop - context_start,
+                 last=stop == frames, sums=sums, device=device,
+                 griffin_lim_iterations=griffin_lim_iterations, f0_method=f0_method)
+        if progress is not None:
+            progress(sp.wave_length(stop) / sp.SAMPLE_RATE, sp.wave_length(frames) / sp.SAMPLE_RATE)
+    return sums.result()
+
+
+def _measure(model, piece, start, stop, last, sums, device, griffin_lim_iterations, f0_method):
+    """Add frames [start, stop) of a context ``piece`` (its whole frames: the wave covered by
+    them) to ``sums``; ``last``: the segment ends the utterance."""
+    spectrogram = tools.recording_spectrogram(piece)
+    phase = sp.stft(piece)
     output = tools.check_finite(inference.autoencode(model, spectrogram, device))
+    inside = slice(start, stop)
+    target = spectrogram[inside]
+    count = stop - start
+    sums.frames += count
+    sums.squared_error += metrics.spectrogram_mse(target, output[inside]) * count * sp.BINS
+    sums.lsd.append(metrics.frame_log_spectral_distances(target, output[inside]))
+    # ||M||^2 of spectral convergence: the target's magnitudes (zero outside bins 1..256)
+    energy = float(numpy.sum(sp.spectrogram_to_magnitude(target).astype(numpy.float64) ** 2))
+    sums.target_energy += energy
+    # WORLD frames (5 ms) of the segment: 6.4 per spectrogram frame; the last segment's run on
+    # to the end of the wave, as the whole utterance's do.
+    world = slice(start * sp.HOP_LENGTH // WORLD_HOP, None if last
+                  else stop * sp.HOP_LENGTH // WORLD_HOP)
     reference = metrics.MelCepstrumReference(
         sp.to_wave(spectrogram, phase=phase), sp.SAMPLE_RATE, f0_method=f0_method,
-        analysis_rate=MCD_SAMPLE_RATE, analysis_wave=original)
+        analysis_rate=MCD_SAMPLE_RATE, analysis_wave=piece, silence_db=numpy.inf)
+    analysis = metrics.resample(numpy.asarray(piece, dtype=numpy.float64), sp.SAMPLE_RATE,
+                                MCD_SAMPLE_RATE)  # as MelCepstrumReference analyses it
+    sums.power.append(metrics.frame_power_db(metrics.spectral_envelope(
+        analysis, MCD_SAMPLE_RATE, reference.f0, reference.times))[world])
     waves = {
         'griffin_lim_input': sp.to_wave(spectrogram, n_iter=griffin_lim_iterations),
         'autoencoder_griffin_lim': sp.to_wave(output, n_iter=griffin_lim_iterations),
         'autoencoder_true_phase': sp.to_wave(output, phase=phase),
     }
-    result = {
-        'frames': len(spectrogram),
-        'spectrogram_mse': metrics.spectrogram_mse(spectrogram, output),
-        'spectrogram_lsd_db': metrics.log_spectral_distance(spectrogram, output),
-    }
-    for key, wave_ in waves.items():
-        rendered = tools.recording_spectrogram(wave_)
-        result[key] = {
-            'mcd_db': reference.distortion(wave_),
-            'lsd_db': metrics.log_spectral_distance(spectrogram, rendered),
-            'spectral_convergence': metrics.spectral_convergence(spectrogram, wave_),
-        }
-    return result
+    first, length = start * sp.HOP_LENGTH, sp.wave_length(count)
+    for key, wave in waves.items():
+        rendered = tools.recording_spectrogram(wave)[inside]
+        sums.renderings[key]['lsd'].append(metrics.frame_log_spectral_distances(target, rendered))
+        sums.renderings[key]['mcd'].append(reference.frame_distortions(wave)[world])
+        convergence = metrics.spectral_convergence(target, wave[first:first + length])
+        sums.renderings[key]['sc_error'] += convergence ** 2 * energy
 
 
 def average(results):
@@ -128,12 +228,18 @@ def evaluate(folder, dataset_path=None, gpu=-1, max_files=None,
         files = files[:max_files]
     results = []
     for index, (path, wave) in enumerate(files):
-        result = evaluate_utterance(model, wave, device, griffin_lim_iterations, f0_method)
+        name = '[%d/%d] %s' % (index + 1, len(files), os.path.relpath(path, dataset_path))
+
+        def progress(done, seconds):  # long files: a line per segment
+            if done < seconds:
+                log('%s: %.0f of %.0f s measured' % (name, done, seconds))
+
+        result = evaluate_utterance(model, wave, device, griffin_lim_iterations, f0_method,
+                                    progress=progress)
         results.append(result)
-        log('[%d/%d] %s: %d frames, MCD %.2f dB (AutoEncoder, Griffin-Lim), %.2f dB '
-            '(Griffin-Lim alone)' % (index + 1, len(files), os.path.relpath(path, dataset_path),
-                                     result['frames'], result['autoencoder_griffin_lim']['mcd_db'],
-                                     result['griffin_lim_input']['mcd_db']))
+        log('%s: %d frames, MCD %.2f dB (AutoEncoder, Griffin-Lim), %.2f dB (Griffin-Lim alone)'
+            % (name, result['frames'], result['autoencoder_griffin_lim']['mcd_db'],
+               result['griffin_lim_input']['mcd_db']))
     evaluation = {
         'files': len(results),
         'validation_files': len(corpus.validation_files),

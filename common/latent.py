@@ -31,17 +31,20 @@ The .npz (numpy.savez, no pickles) holds:
 decode refuses (one line ``python -m common.latent: error: ...``, exit status 2) a file that is
 not such an .npz, latents of another experiment or net than the results folder's, latents whose
 shape does not match the run's latent shape, a block count that does not match ``frames``, and
-non-finite values.
+non-finite values or values beyond float32.  A latent file may come from elsewhere, so it is
+read as data (no pickle) and its entries' declared sizes are checked before anything is read:
+at most an hour of audio (:data:`MAX_SECONDS`; encode refuses longer recordings, so whatever
+encode writes, decode reads) and :data:`MAX_LATENT_BYTES` of latents.
 """
 import argparse
+import math
 import os
 import sys
-import zipfile
 
 import numpy
 
 import common  # noqa: F401
-from common import files, inference
+from common import files, inference, npz
 from common import reconstruct as tools
 from common import spectrogram as sp
 
@@ -49,12 +52,19 @@ FORMAT = 1
 PROG = 'python -m common.latent'
 KEYS = ('latents', 'frames', 'samples', 'sample_rate', 'experiment', 'net', 'latent_shape',
         'format')
+TEXTS = ('experiment', 'net', 'source')
+#: The longest recording a latent file holds: encode refuses longer ones, decode larger files.
+#: An hour is 3516 blocks: 0.9 GiB of float32 latents for bc7db4a2, 1.9 GiB for c9335bce.
+MAX_SECONDS = 3600
+#: The most bytes the latents entry may declare (c9335bce's hour in float32 fits).
+MAX_LATENT_BYTES = 2 ** 31
+MAX_TEXT_BYTES = 4 * 4096  # 4096 characters (numpy stores 4 bytes per character)
 
 
-def latent_shape(model, summary, device=None):
-    """One block's latent shape: summary.json's ``latent_shape``, else the net's encoder output."""
-    if summary.get('latent_shape'):
-        return tuple(int(n) for n in summary['latent_shape'])
+def latent_shape(model, device=None):
+    """One block's latent shape: the shape of the net's encoder output (not summary.json's,
+    which comes with the results folder and is only used to check a file before the model
+    loads)."""
     zeros = numpy.zeros((1, 1, sp.FRAMES, sp.BINS), dtype=numpy.float32)
     return tuple(inference.encode(model, zeros[0, 0], device).shape[1:])
 
@@ -70,7 +80,7 @@ def encode(model, summary, wave, device=None, source=''):
         'sample_rate': numpy.int64(sp.SAMPLE_RATE),
         'experiment': numpy.array(str(summary['experiment'])),
         'net': numpy.array(str(summary['net'])),
-        'latent_shape': numpy.array(latent_shape(model, summary, device), dtype=numpy.int64),
+        'latent_shape': numpy.array(latent_shape(model, device), dtype=numpy.int64),
         'format': numpy.int64(FORMAT),
         'source': numpy.array(str(source)),
     }
@@ -85,37 +95,64 @@ def save(path, content):
         raise tools.ToolError('cannot write %s (%s)' % (path, error.strerror or error))
 
 
+def max_blocks(seconds=MAX_SECONDS):
+    """Latent blocks of a recording of ``seconds`` at 16 kHz (3516 for an hour)."""
+    return -(-sp.n_frames(int(seconds * sp.SAMPLE_RATE)) // sp.FRAMES)
+
+
 def load(path):
-    """The content of a latent .npz as a dict of arrays; ToolError when it is not one."""
+    """The content of a latent .npz as a dict of arrays; ToolError when it is not one.
+
+    Read as data (:class:`common.npz.Archive`: no pickle), and every entry's declared shape and
+    dtype are checked before its data is read, so a small file that declares an enormous array
+    is refused instead of filling the memory: ``latents`` must be floating point with at most
+    :func:`max_blocks` blocks (an hour) and :data:`MAX_LATENT_BYTES`; the numbers must be
+    single integers, the texts short strings.
+    """
     try:
-        with open(path, 'rb') as stream:
-            magic = stream.read(4)
-    except OSError as error:
-        raise tools.ToolError('%s: cannot open (%s)' % (path, error.strerror or error))
-    if magic == b'\x93NUM':
-        raise tools.ToolError('%s: not a latent file (a single array, not the .npz of '
-                              'common.latent encode)' % path)
-    if magic[:2] != b'PK':
-        raise tools.ToolError('%s: not a latent file (not an .npz archive of common.latent '
-                              'encode)' % path)
-    try:
-        stored = numpy.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise tools.ToolError('%s: not readable as a latent .npz (%s)'
-                              % (path, ' '.join(str(error).split()) or type(error).__name__))
-    if not isinstance(stored, numpy.lib.npyio.NpzFile):
-        raise tools.ToolError('%s: not a latent file (a single array, not the .npz of '
-                              'common.latent encode)' % path)
-    try:
-        with stored:
-            missing = [key for key in KEYS if key not in stored.files]
+        with npz.Archive(path, 'latent file') as archive:
+            missing = [key for key in KEYS if key not in archive]
             if missing:
                 raise tools.ToolError('%s: not a latent file of common.latent encode (no %s)'
                                       % (path, ', '.join(missing)))
-            return {key: stored[key] for key in stored.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        raise tools.ToolError('%s: not readable as a latent .npz (%s)'
-                              % (path, ' '.join(str(error).split()) or type(error).__name__))
+            keys = [key for key in KEYS + ('source',) if key in archive]
+            for key in keys:
+                _check_header(archive.header(key), path)
+            return {key: archive.read(key) for key in keys}
+    except npz.NpzError as error:
+        raise tools.ToolError(str(error))
+
+
+def _check_header(header, path):
+    """ToolError unless an entry's declared shape and dtype are what encode writes, within the
+    limits (before anything of it is read)."""
+    key, kind = header.key, header.dtype.kind
+    if key == 'latents':
+        if kind != 'f' or len(header.shape) < 2:
+            raise tools.ToolError('%s: latents are %s; common.latent encode writes floating '
+                                  'point (blocks, *latent shape)' % (path, header.describe()))
+        if header.shape[0] > max_blocks() or header.nbytes > MAX_LATENT_BYTES:
+            raise tools.ToolError(
+                '%s: latents of shape %s (%d bytes): more than %s of audio or %d bytes, the most '
+                'a latent file may hold' % (path, header.shape, header.nbytes,
+                                            _duration(MAX_SECONDS), MAX_LATENT_BYTES))
+    elif key == 'latent_shape':
+        if kind not in 'iu' or len(header.shape) != 1 or header.shape[0] > 8:
+            raise tools.ToolError('%s: latent_shape is %s, not a few integers'
+                                  % (path, header.describe()))
+    elif key in TEXTS:
+        if kind != 'U' or header.shape != () or header.nbytes > MAX_TEXT_BYTES:
+            raise tools.ToolError('%s: %s is %s, not a short string'
+                                  % (path, key, header.describe()))
+    elif header.shape != () or kind not in 'iu':
+        raise tools.ToolError('%s: %s must be one integer, got %s of shape %s'
+                              % (path, key, header.dtype, header.shape))
+
+
+def _duration(seconds):
+    for unit, scale in (('h', 3600), ('min', 60), ('s', 1)):
+        if seconds >= scale or unit == 's':
+            return '%.3g %s' % (seconds / scale, unit)
 
 
 def _integer(content, key, path):
@@ -144,8 +181,14 @@ def check(content, summary, expected_shape, path):
                                  ', '.join(str(n) for n in expected_shape)))
     if not numpy.issubdtype(latents.dtype, numpy.floating):
         raise tools.ToolError('%s: latents are %s, not floating point' % (path, latents.dtype))
-    if not numpy.isfinite(latents).all():
-        raise tools.ToolError('%s: latents have NaN or Inf values' % path)
+    if latents.size:  # their extremes, not a copy (latents may be large); NaN propagates
+        low, high = float(latents.min()), float(latents.max())
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise tools.ToolError('%s: latents have NaN or Inf values' % path)
+        largest, limit = max(-low, high), float(numpy.finfo(numpy.float32).max)
+        if largest > limit:
+            raise tools.ToolError('%s: latents reach %g, beyond the range of float32 (%g), in '
+                                  'which the network computes' % (path, largest, limit))
     frames, samples = _integer(content, 'frames', path), _integer(content, 'samples', path)
     blocks = -(-frames // sp.FRAMES)
     if frames < 1 or len(latents) != blocks:
@@ -154,7 +197,7 @@ def check(content, summary, expected_shape, path):
     if _integer(content, 'sample_rate', path) != sp.SAMPLE_RATE or sp.n_frames(samples) != frames:
         raise tools.ToolError('%s: %d samples at %s Hz do not make %d frames'
                               % (path, samples, content['sample_rate'], frames))
-    return latents.astype(numpy.float32), frames, samples
+    return latents.astype(numpy.float32, copy=False), frames, samples
 
 
 def decode(model, latents, frames, samples, device=None,
@@ -168,6 +211,10 @@ def _encode(args):
     tools.check_folder(args.results)
     tools.check_output(args.output)
     wave = tools.load_recording(args.input)
+    if len(wave) > MAX_SECONDS * sp.SAMPLE_RATE:
+        raise tools.ToolError('%s: %s of audio; a latent file holds at most %s (cut the '
+                              'recording)' % (args.input, _duration(len(wave) / sp.SAMPLE_RATE),
+                                              _duration(MAX_SECONDS)))
     device = tools.get_device(args.gpu)
     model, summary = tools.load_model(args.results, device)
     content = encode(model, summary, wave, device, os.path.basename(args.input))
@@ -186,8 +233,7 @@ def _decode(args):
         check(content, summary, tuple(shape), args.input)
     device = tools.get_device(args.gpu)
     model, summary = tools.load_model(args.results, device)
-    latents, frames, samples = check(content, summary, latent_shape(model, summary, device),
-                                     args.input)
+    latents, frames, samples = check(content, summary, latent_shape(model, device), args.input)
     wave = decode(model, latents, frames, samples, device, args.griffin_lim_iterations)
     tools.save_wave(args.output, wave)
     print('%s: latents %s of %s -> %d samples (%.2f s) -> %s'

@@ -1,11 +1,29 @@
-"""Figures: spectrogram images in the record's style, time across and frequency up."""
+"""Figures: spectrogram images in the record's style, time across and frequency up; every
+figure written atomically (:func:`save_figure`)."""
+import os
+
 import matplotlib
 
 matplotlib.use('Agg')  # files only; no display on training machines
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy  # noqa: E402
 
+from common import files  # noqa: E402
 from common import spectrogram as sp  # noqa: E402
+
+
+def save_figure(fig, path, dpi=100):
+    """Write a matplotlib figure to ``path`` atomically and close it.
+
+    A figure is rendered straight into its file, so a crash, Ctrl-C or full disk while it is
+    written would leave a truncated PNG where the last good one was; written to a temporary
+    file renamed into place (:func:`common.files.atomic_write`), ``path`` holds either.
+    """
+    try:
+        with files.atomic_write(path) as stream:
+            fig.savefig(stream, dpi=dpi, format=os.path.splitext(path)[1][1:] or 'png')
+    finally:
+        plt.close(fig)
 
 
 def save_spectrogram(path, spectrogram, title):
@@ -28,5 +46,4 @@ def save_spectrogram(path, spectrogram, title):
     ax.set_title(title)
     fig.colorbar(image, ax=ax, label='-ln(|X| / 1024)  (small = loud)')
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -32,6 +32,7 @@ from common import files, runs
 
 INDEX = 'index.html'
 EVALUATION = 'evaluation.json'
+MAX_EVALUATION_BYTES = 2 ** 20  # evaluation.json holds a few dozen numbers
 
 #: The preview folders the training writes (common/preview.py): (sub-folder, what it shows).
 PREVIEWS = (
@@ -94,13 +95,9 @@ def flatten_numbers(data, prefix=''):
 def evaluation_metrics(folder):
     """The numeric entries of the folder's evaluation.json (flattened), or {} when there is none."""
     path = os.path.join(folder, EVALUATION)
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         return {}
-    try:
-        with open(path) as f:
-            return flatten_numbers(json.load(f))
-    except (OSError, ValueError) as e:
-        raise runs.RunError('{}: unreadable {} ({})'.format(folder, EVALUATION, e))
+    return flatten_numbers(runs.read_json(path, EVALUATION, MAX_EVALUATION_BYTES))
 
 
 # -- the layer table -------------------------------------------------------------------------
@@ -174,8 +171,17 @@ def docstring_paragraph(path):
 
 
 def experiment_texts(experiment_id):
-    """{'title', 'purpose', 'remarks'} of an experiment folder, from the places listed above."""
-    folder = os.path.join(runs.REPOSITORY, experiment_id)
+    """{'title', 'purpose', 'remarks'} of an experiment folder, from the places listed above.
+
+    Only an experiment folder of this repository is read (:func:`common.runs.experiment_folder`:
+    the id comes from a results folder, which may come from elsewhere); for any other id the
+    page says so instead of a purpose.
+    """
+    try:
+        folder = runs.experiment_folder(experiment_id)
+    except runs.RunError as e:
+        return {'title': 'Experiment {}'.format(experiment_id), 'remarks': '',
+                'purpose': 'No purpose: {}.'.format(e)}
     title, sections = readme_sections(os.path.join(folder, 'README.md'))
 
     def section(word):  # '## Remarks' or '## Remarks (the author's)'
@@ -416,8 +422,11 @@ def write_report(folder):
     """Write ``folder``/index.html (atomically) and return its path; RunError if not finished."""
     page = render(folder)
     path = os.path.join(folder, INDEX)
-    with files.atomic_write(path, 'w', encoding='utf-8') as f:
-        f.write(page)
+    try:
+        with files.atomic_write(path, 'w', encoding='utf-8') as f:
+            f.write(page)
+    except OSError as e:  # a read-only copy of someone's folder, a full disk
+        raise runs.RunError('cannot write {} ({})'.format(path, e.strerror or e))
     return path
 
 

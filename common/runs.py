@@ -4,81 +4,221 @@ A finished run is a folder written by an experiment's train.py to the end: it ho
 ``summary.json`` (which names the experiment's net, e.g. ``bc7db4a2/net.py:Net``), ``log``
 and ``model.npz``.  Tools that use a trained model (evaluate, reconstruct, latent, report,
 compare) need nothing but that folder.
+
+Results folders travel between researchers, so everything in one is data, checked before it is
+used (README.md, "Sharing results folders"):
+
+- ``summary.json`` and ``log`` must be regular files of sane size (:data:`MAX_SUMMARY_BYTES`,
+  :data:`MAX_LOG_BYTES`) holding JSON of the shape training writes;
+- the net a summary names is only ever code of this repository: ``<id>/net.py:<Class>`` where
+  ``<id>`` is a top-level experiment folder (a ``net.py`` beside a ``train.py``), checked before
+  anything is imported, and ``<Class>`` must be an :class:`~common.autoencoder.AutoEncoder`;
+- ``model.npz`` is read without pickle (:mod:`common.npz`).
 """
 import importlib.util
 import json
+import numbers
 import os
+import re
 
 import common  # noqa: F401
-import chainer
+
+from common import files, npz
+from common.autoencoder import AutoEncoder
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: summary.json is a few KiB; a log gains about 200 bytes per epoch (200 epochs: 40 KiB).
+MAX_SUMMARY_BYTES = 2 ** 20
+MAX_LOG_BYTES = 64 * 2 ** 20
+#: An experiment id: one folder name (letters, digits, '_', '-', '.'; no leading '.').
+EXPERIMENT_ID = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')
+NET_SPEC = re.compile(r'(?P<experiment>[^/\\:]+)/net\.py:(?P<name>[A-Za-z_][A-Za-z0-9_]*)')
+#: Top-level folders that are never experiments: results and data from elsewhere land in the
+#: first two, even with a net.py and a train.py in them.
+NOT_EXPERIMENTS = ('results', 'data', 'common', 'tests', 'bench')
 
 
 class RunError(Exception):
     """A folder that is not a finished run, or a model that does not fit: one-line message."""
 
 
+def _number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _integer(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _shape(value):
+    return isinstance(value, list) and bool(value) and all(_integer(n) and n > 0 for n in value)
+
+
+def _optional(check):
+    return lambda value: value is None or check(value)
+
+
+#: What the tools use of a summary, and the type each must have when present: (name, check,
+#: what it must be).  'experiment', 'net' and 'parameters' must be present; the first two are
+#: checked by EXPERIMENT_ID and :func:`parse_net`.
+SUMMARY_FIELDS = (
+    ('parameters', lambda v: _integer(v) and v > 0, 'a positive integer'),
+    ('hyperparameters', lambda v: isinstance(v, dict), 'an object'),
+    ('dataset', lambda v: isinstance(v, dict), 'an object'),
+    ('environment', lambda v: isinstance(v, dict), 'an object'),
+    ('latent_shape', _optional(_shape), 'a list of positive integers'),
+    ('input_shape', _optional(lambda v: _shape(v) and len(v) == 3), 'three positive integers'),
+    ('training_hours', _optional(_number), 'a number'),
+    ('final_training_mse', _optional(_number), 'a number'),
+    ('final_validation_mse', _optional(_number), 'a number'),
+    ('peak_gpu_memory_mib', _optional(_number), 'a number'),
+    ('epochs_completed', _optional(_integer), 'an integer'),
+    ('iterations', _optional(_integer), 'an integer'),
+    ('command', _optional(lambda v: isinstance(v, str)), 'a string'),
+)
+NESTED_FIELDS = (
+    ('hyperparameters', 'seed', _integer, 'an integer'),
+    ('hyperparameters', 'batchsize', _optional(_integer), 'an integer'),
+    ('dataset', 'path', _optional(lambda v: isinstance(v, str)), 'a string'),
+)
+REQUIRED = ('experiment', 'net', 'parameters')
+#: LogReport keys the tools read, which must be numbers where an entry has them.
+LOG_NUMBERS = ('epoch', 'iteration', 'main/loss', 'validation/main/loss', 'elapsed_time')
+
+
+def read_json(path, what, max_bytes):
+    """The JSON content of a regular file of at most ``max_bytes`` bytes; RunError otherwise."""
+    try:
+        return json.loads(files.read_regular(path, max_bytes).decode('utf-8'))
+    except files.FileRefused as e:
+        raise RunError('unreadable {}: {}'.format(what, e))
+    except (OSError, ValueError, RecursionError) as e:
+        raise RunError('{}: unreadable {} ({})'.format(path, what, ' '.join(str(e).split())))
+
+
 def load_summary(folder):
-    """summary.json of a finished run, as a dict; RunError names what is missing."""
+    """summary.json of a finished run, as a dict, its fields checked; RunError names what is
+    missing or wrong."""
     if not os.path.isdir(folder):
         raise RunError('{}: no such results folder'.format(folder))
     path = os.path.join(folder, 'summary.json')
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         raise RunError('{}: not a finished run (no summary.json; train it to the end, or '
                        'resume it with --resume)'.format(folder))
-    try:
-        with open(path) as f:
-            summary = json.load(f)
-    except (OSError, ValueError) as e:
-        raise RunError('{}: unreadable summary.json ({})'.format(folder, e))
-    for key in ('experiment', 'net', 'parameters'):
+    summary = read_json(path, 'summary.json', MAX_SUMMARY_BYTES)
+    if not isinstance(summary, dict):
+        raise RunError('{}: summary.json is {}, not an object'.format(
+            folder, 'null' if summary is None else 'a ' + _json_type(summary)))
+    for key in REQUIRED:
         if key not in summary:
             raise RunError('{}: summary.json has no "{}"'.format(folder, key))
+    for key, check, kind in SUMMARY_FIELDS:
+        if key in summary and not check(summary[key]):
+            raise RunError('{}: summary.json: "{}" must be {}, not {}'.format(
+                folder, key, kind, _short(summary[key])))
+    for outer, key, check, kind in NESTED_FIELDS:
+        inner = summary.get(outer) or {}
+        if key in inner and not check(inner[key]):
+            raise RunError('{}: summary.json: "{}.{}" must be {}, not {}'.format(
+                folder, outer, key, kind, _short(inner[key])))
+    if not (isinstance(summary['experiment'], str)
+            and EXPERIMENT_ID.fullmatch(summary['experiment'])):
+        raise RunError('{}: summary.json: "experiment" {} is not an experiment id (a folder '
+                       'name of this repository)'.format(folder, _short(summary['experiment'])))
+    experiment, _ = parse_net(summary['net'])
+    if experiment != summary['experiment']:
+        raise RunError('{}: summary.json: net "{}" is not the net of experiment {}'.format(
+            folder, summary['net'], summary['experiment']))
     return summary
 
 
+def _json_type(value):
+    return {bool: 'boolean', int: 'number', float: 'number', str: 'string',
+            list: 'list', dict: 'object'}.get(type(value), type(value).__name__)
+
+
+def _short(value):
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + '...'
+
+
 def load_log(folder):
-    """Chainer's LogReport entries of a run (a list of dicts)."""
+    """Chainer's LogReport entries of a run (a list of dicts), from a regular file of sane size."""
     path = os.path.join(folder, 'log')
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        raise RunError('{}: unreadable log ({})'.format(path, e))
+    log = read_json(path, 'log', MAX_LOG_BYTES)
+    if not isinstance(log, list) or not all(isinstance(entry, dict) for entry in log):
+        raise RunError('{}: not a LogReport log (a list of objects)'.format(path))
+    for entry in log:
+        for key in LOG_NUMBERS:
+            if key in entry and not _number(entry[key]):
+                raise RunError('{}: "{}" must be a number, not {}'.format(
+                    path, key, _short(entry[key])))
+        if 'epoch' not in entry:
+            raise RunError('{}: an entry has no "epoch"'.format(path))
+    return log
+
+
+def experiment_folder(experiment_id):
+    """The repository's folder of an experiment, or RunError: ``experiment_id`` must name a
+    top-level folder (not one of NOT_EXPERIMENTS, not a link out of the repository) that
+    holds a ``net.py`` beside a ``train.py``.  Nothing is read or imported."""
+    if not isinstance(experiment_id, str) or not EXPERIMENT_ID.fullmatch(experiment_id):
+        raise RunError('{} is not an experiment id (a folder name of this repository)'.format(
+            _short(experiment_id)))
+    if experiment_id in NOT_EXPERIMENTS:
+        raise RunError('{} is not an experiment folder'.format(experiment_id))
+    folder = os.path.join(REPOSITORY, experiment_id)
+    root = os.path.realpath(REPOSITORY)
+    for name in ('net.py', 'train.py'):
+        path = os.path.join(folder, name)
+        if (not os.path.isfile(path)
+                or os.path.realpath(path) != os.path.join(root, experiment_id, name)):
+            raise RunError('{} is not an experiment of this repository (no {} in {})'.format(
+                experiment_id, name, folder))
+    return folder
+
+
+def parse_net(spec):
+    """(experiment id, class name) of a net spec ``<id>/net.py:<Class>``; RunError otherwise."""
+    match = NET_SPEC.fullmatch(spec) if isinstance(spec, str) else None
+    if not match or not EXPERIMENT_ID.fullmatch(match.group('experiment')):
+        raise RunError('net {} is not of the form <experiment>/net.py:<Class>'.format(
+            _short(spec)))
+    return match.group('experiment'), match.group('name')
 
 
 def net_class(spec):
-    """The Chain class named by ``experiment/net.py:Class`` (relative to the repository)."""
+    """The AutoEncoder class named by ``experiment/net.py:Class``: only an experiment folder of
+    this repository (:func:`experiment_folder`) is imported, and only after every check."""
+    experiment, class_name = parse_net(spec)
     try:
-        relative, class_name = spec.split(':')
-    except ValueError:
-        raise RunError('net "{}" is not of the form experiment/net.py:Class'.format(spec))
-    path = os.path.join(REPOSITORY, relative)
-    if not os.path.isfile(path):
-        raise RunError('net "{}": {} does not exist in this repository'.format(spec, path))
-    name = relative.replace('/', '_').replace('.py', '')
-    module_spec = importlib.util.spec_from_file_location(name, path)
+        folder = experiment_folder(experiment)
+    except RunError as e:
+        raise RunError('net "{}": {}'.format(spec, e))
+    path = os.path.join(folder, 'net.py')
+    module_spec = importlib.util.spec_from_file_location('{}_net'.format(experiment), path)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
-    try:
-        return getattr(module, class_name)
-    except AttributeError:
-        raise RunError('net "{}": {} has no class {}'.format(spec, path, class_name))
+    found = getattr(module, class_name, None)
+    if not (isinstance(found, type) and issubclass(found, AutoEncoder)):
+        raise RunError('net "{}": {} has no AutoEncoder class {}'.format(spec, path, class_name))
+    return found
 
 
 def load_model(folder, device=None):
-    """(net with model.npz loaded, in test mode use, on ``device``; summary) of a finished run."""
+    """(net with model.npz loaded, in test mode use, on ``device``; summary) of a finished run.
+
+    model.npz is read by :func:`common.npz.load_npz`: never unpickled, every entry checked
+    against the net."""
     summary = load_summary(folder)
     path = os.path.join(folder, 'model.npz')
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         raise RunError('{}: no model.npz (the run did not finish)'.format(folder))
     net = net_class(summary['net'])()
     try:
-        chainer.serializers.load_npz(path, net)
-    except (KeyError, ValueError, OSError) as e:
-        raise RunError('{}: model.npz does not fit {} ({}: {})'.format(
-            folder, summary['net'], type(e).__name__, e))
+        npz.load_npz(path, net, what=summary['net'])
+    except npz.NpzError as e:
+        raise RunError(str(e))
     if device is not None:
         net.to_device(device)
     return net, summary

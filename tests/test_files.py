@@ -1,4 +1,6 @@
-"""common.files.atomic_write: a file is either its old content or the complete new one."""
+"""common.files: atomic writes (old content or the complete new one) and bounded reads."""
+import os
+
 import pytest
 
 from common import files
@@ -22,3 +24,29 @@ def test_an_error_keeps_the_old_content_and_leaves_no_temporary(tmp_path):
             raise RuntimeError('interrupted')
     assert path.read_bytes() == b'old'
     assert [p.name for p in tmp_path.iterdir()] == ['model.bin']
+
+
+@pytest.mark.parametrize('case', ['fifo', 'folder', 'too large'])
+def test_reading_refuses_what_is_not_a_small_regular_file(case, tmp_path):
+    """A FIFO would block a plain open() until a writer came; /dev/zero would never end."""
+    path = tmp_path / 'log'
+    if case == 'fifo':
+        os.mkfifo(str(path))
+    elif case == 'folder':
+        path.mkdir()
+    else:
+        path.write_bytes(b'x' * 101)
+    with pytest.raises(files.FileRefused) as error:
+        files.read_regular(path, 100)
+    message = str(error.value)
+    assert message.startswith(str(path) + ': ') and '\n' not in message
+    assert ('not a regular file' if case != 'too large' else
+            '101 bytes, more than the 100 bytes') in message
+
+
+def test_reading_a_regular_file(tmp_path):
+    path = tmp_path / 'summary.json'
+    path.write_bytes(b'{}')
+    assert files.read_regular(path, 2) == b'{}'
+    with pytest.raises(files.FileRefused):
+        files.read_regular('/dev/zero', 100)

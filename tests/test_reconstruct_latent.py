@@ -1,8 +1,12 @@
 """common.reconstruct and common.latent on a finished tiny bc7db4a2 run."""
+import io
 import os
 import shutil
 import subprocess
+import struct
 import sys
+import zipfile
+import zlib
 
 import numpy
 import pytest
@@ -14,6 +18,7 @@ import chainer
 from common import audio, latent, reconstruct
 from common import spectrogram as sp
 from common.autoencoder import AutoEncoder, Box
+from test_npz import Payload
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -132,6 +137,18 @@ def bad(bc7db4a2_run, utterance_path, tmp_path_factory):
     shutil.copy(bc7db4a2_run / 'summary.json', root / 'other')
     chainer.serializers.save_npz(str(root / 'other' / 'model.npz'), OtherNet())
     (root / 'unfinished').mkdir()
+    # model.npz files a run could hand over: empty, truncated, one with pickled entries.
+    for name in ('empty', 'truncated', 'pickled'):
+        (root / name).mkdir()
+        shutil.copy(bc7db4a2_run / 'summary.json', root / name)
+    (root / 'empty' / 'model.npz').write_bytes(b'')
+    with open(bc7db4a2_run / 'model.npz', 'rb') as f:
+        (root / 'truncated' / 'model.npz').write_bytes(f.read(2 ** 20))
+    with zipfile.ZipFile(bc7db4a2_run / 'model.npz') as model:
+        names = [name[:-len('.npy')] for name in model.namelist()]
+    numpy.savez(root / 'pickled' / 'model.npz',  # every entry: Chain children are a set
+                **{name: numpy.array([Payload(root / 'marker')], dtype=object)
+                   for name in names})
     good = root / 'good.npz'
     assert latent.main(['encode', str(bc7db4a2_run), utterance_path, str(good)]) == 0
     content = dict(numpy.load(good))
@@ -143,9 +160,67 @@ def bad(bc7db4a2_run, utterance_path, tmp_path_factory):
             ('nan', {'latents': content['latents'] * numpy.nan}),
             ('frames', {'frames': numpy.array([124, 1])})]:
         numpy.savez(root / (name + '.npz'), **dict(content, **change))
+    for name, change in [  # what a file from elsewhere may hold instead
+            ('pickled', {'latents': numpy.array([Payload(root / 'marker')], dtype=object)}),
+            ('overflow', {'latents': content['latents'].astype(numpy.float64) * 1e300}),
+            ('scalar', {'latents': numpy.float32(0.5)}),
+            ('integers', {'latents': content['latents'].astype(numpy.int64)}),
+            ('text', {'frames': numpy.array('124')}),
+            ('long', {'net': numpy.array('x' * 10000)})]:
+        numpy.savez(root / (name + '.npz'), **dict(content, **change))
+    bomb(root / 'bomb.npz', content)
     numpy.savez(root / 'partial.npz', latents=content['latents'])
     numpy.save(root / 'array.npy', content['latents'])
     return root
+
+
+MODEL_CASES = {
+    'empty model': ('empty', 'UTTERANCE', 'model.npz: not a model (empty file)'),
+    'truncated model': ('truncated', 'UTTERANCE', 'model.npz: not a model (not an .npz archive, '
+                        'or truncated'),
+    'pickled model': ('pickled', 'UTTERANCE', 'is an object array, which only pickle can read'),
+}
+def deflated_zeros(path, name, header, zero_bytes, chunk=2 ** 20):
+    """A zip of one deflated member, ``header`` then ``zero_bytes`` zeros (a multiple of
+    ``chunk``): every full-flushed chunk of zeros deflates to the same bytes, so gigabytes cost
+    a few megabytes on disk and seconds to write."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    start = compressor.compress(header) + compressor.flush(zlib.Z_FULL_FLUSH)
+    piece = compressor.compress(bytes(chunk)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    end = compressor.flush()
+    count = zero_bytes // chunk
+    crc = zlib.crc32(header)
+    for _ in range(count):
+        crc = zlib.crc32(bytes(chunk), crc)
+    sizes = (crc, len(start) + count * len(piece) + len(end), len(header) + zero_bytes)
+    encoded = name.encode()
+    local = struct.pack('<IHHHHHIIIHH', 0x04034b50, 20, 0, 8, 0, 0x21, *sizes, len(encoded),
+                        0) + encoded
+    central = struct.pack('<IHHHHHHIIIHHHHHII', 0x02014b50, 20, 20, 0, 8, 0, 0x21, *sizes,
+                          len(encoded), 0, 0, 0, 0, 0, 0) + encoded
+    with open(path, 'wb') as f:
+        f.write(local + start)
+        for _ in range(count):
+            f.write(piece)
+        f.write(end)
+        offset = f.tell()
+        f.write(central)
+        f.write(struct.pack('<IHHHHIIH', 0x06054b50, 0, 0, 1, 1, len(central), offset, 0))
+
+
+def bomb(path, content, blocks=12000):
+    """A latent file of 3 MB whose latents declare 12000 blocks (3 GB of float32 zeros)."""
+    shape = (blocks,) + content['latents'].shape[1:]
+    header = io.BytesIO()
+    numpy.lib.format.write_array_header_1_0(
+        header, {'descr': '<f4', 'fortran_order': False, 'shape': shape})
+    deflated_zeros(path, 'latents.npy', header.getvalue(), int(numpy.prod(shape)) * 4)
+    with zipfile.ZipFile(path, 'a') as archive:  # and the other entries, as encode writes them
+        for key, value in content.items():
+            if key != 'latents':
+                stream = io.BytesIO()
+                numpy.lib.format.write_array(stream, numpy.asarray(value))
+                archive.writestr(key + '.npy', stream.getvalue())
 
 
 RECONSTRUCT_CASES = {
@@ -156,9 +231,11 @@ RECONSTRUCT_CASES = {
     'not audio': ('RUN', 'text.wav', 'not readable as audio'),
     'missing input': ('RUN', 'missing.wav', 'cannot open'),
     'no model': ('nomodel', 'UTTERANCE', 'no model.npz'),
-    'model of another experiment': ('other', 'UTTERANCE', 'model.npz does not fit'),
+    'model of another experiment': ('other', 'UTTERANCE', 'model.npz: does not fit '
+                                    'bc7db4a2/net.py:Net: '),
     'not a run': ('unfinished', 'UTTERANCE', 'not a finished run'),
     'no folder': ('absent', 'UTTERANCE', 'no such results folder'),
+    **MODEL_CASES,
 }
 
 
@@ -181,11 +258,22 @@ DECODE_CASES = {
     'non-finite latents': ('RUN', 'nan.npz', 'NaN'),
     'frames not one integer': ('RUN', 'frames.npz', 'frames must be one integer'),
     'keys missing': ('RUN', 'partial.npz', 'not a latent file'),
+    'pickled latents': ('RUN', 'pickled.npz', "entry 'latents' is an object array"),
+    'latents beyond float32': ('RUN', 'overflow.npz', 'beyond the range of float32'),
+    'latents one number': ('RUN', 'scalar.npz', 'latents are float32 (); common.latent encode '
+                           'writes floating point (blocks, *latent shape)'),
+    'latents integers': ('RUN', 'integers.npz', 'latents are int64 (4, 4096, 16, 1)'),
+    'frames a string': ('RUN', 'text.npz', 'frames must be one integer, got <U3'),
+    'a long net': ('RUN', 'long.npz', 'net is <U10000 (), not a short string'),
+    'a small file declaring 3 GB': ('RUN', 'bomb.npz', 'latents of shape (12000, 4096, 16, 1) '
+                                    '(3145728000 bytes): more than 1 h of audio'),
     'a .npy array': ('RUN', 'array.npy', 'not a latent file'),
     'not an npz': ('RUN', 'text.wav', 'not a latent file'),
     'missing file': ('RUN', 'absent.npz', 'cannot open'),
     'no model': ('nomodel', 'good.npz', 'no model.npz'),
-    'model of another experiment': ('other', 'good.npz', 'model.npz does not fit'),
+    'model of another experiment': ('other', 'good.npz', 'model.npz: does not fit '
+                                    'bc7db4a2/net.py:Net: '),
+    **{case: (folder, 'good.npz', message) for case, (folder, _, message) in MODEL_CASES.items()},
 }
 
 
@@ -209,6 +297,7 @@ def test_bad_input_is_a_one_line_error(tool, case, bad, bc7db4a2_run, utterance_
     assert status == 2
     assert_one_line_error(capsys, prog, message)
     assert not (bad / output).exists()
+    assert not (bad / 'marker').exists()
 
 
 def test_unwritable_output_fails_before_the_work(bc7db4a2_run, utterance_path, tmp_path,
@@ -232,3 +321,29 @@ def test_command_line_errors_have_no_traceback(bad):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith('python -m common.latent: error: ')
+
+
+def test_a_small_latent_file_declaring_gigabytes_is_refused_before_reading(bad, tmp_path):
+    """A 3 MB file that declares 3 GB of latents: refused from its header, nothing allocated
+    (the 10 MB file of the issue declared 40,000 blocks and reached 12.9 GB)."""
+    import tracemalloc
+    assert (bad / 'bomb.npz').stat().st_size < 4 * 2 ** 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(reconstruct.ToolError, match='more than 1 h of audio'):
+            latent.load(str(bad / 'bomb.npz'))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 ** 20
+
+
+def test_encode_refuses_what_decode_would_refuse(bc7db4a2_run, utterance_path, tmp_path,
+                                                 monkeypatch, capsys):
+    """Latent files hold at most MAX_SECONDS of audio; encode says so before the work."""
+    monkeypatch.setattr(latent, 'MAX_SECONDS', 2)
+    out = tmp_path / 'out.npz'
+    assert latent.main(['encode', str(bc7db4a2_run), utterance_path, str(out)]) == 2
+    assert_one_line_error(capsys, 'python -m common.latent',
+                          '4 s of audio; a latent file holds at most 2 s (cut the recording)')
+    assert not out.exists()
