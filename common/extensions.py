@@ -159,7 +159,7 @@ class RunIdentity(extension.Extension):
 
     def __init__(self, experiment_id, run_id):
         self.experiment = experiment_id
-        self.run = run_id
+        self.run = run_id or ''  # a string always: None would be saved as a pickled object
 
     def __call__(self, trainer):
         pass

@@ -14,14 +14,13 @@ import os
 import shutil
 import sys
 import uuid
-import zipfile
 
 import numpy
 
 import common  # noqa: F401
 import chainer
 
-from common import distributed, env, files, report
+from common import distributed, env, files, npz, report
 from common import extensions as ext
 from common import spectrogram as sp
 from common.cli import UsageError
@@ -177,7 +176,11 @@ class ResultsFolder:
     def resume(self, trainer):
         """With ``--resume``: load the snapshot (model, optimizer, iterators, extensions)."""
         if self.resume_from:
-            chainer.serializers.load_npz(self.resume_from, trainer)
+            try:
+                npz.load_npz(self.resume_from, trainer, what='the trainer of {}'.format(
+                    self.experiment_id))
+            except npz.NpzError as e:
+                raise UsageError(str(e), everywhere=True)
             self.say('resumed from {} (epoch {}, iteration {})'.format(
                 self.resume_from, trainer.updater.epoch, trainer.updater.iteration))
 
@@ -279,27 +282,23 @@ def snapshot_identity(path):
     """(experiment, run) of a trainer snapshot, read without unpickling; UsageError if ``path``
     is not a readable trainer snapshot of this repository."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            if 'updater/iteration.npy' not in names:
+        with npz.Archive(path, 'snapshot', max_bytes=None) as archive:
+            if 'updater/iteration' not in archive:
                 raise UsageError('{}: not a trainer snapshot (no updater/iteration)'.format(path))
             identity = []
-            for key in ('experiment', 'run'):
-                name = 'extensions/run/{}.npy'.format(key)
-                if name not in names:
+            for key in ('extensions/run/experiment', 'extensions/run/run'):
+                if key not in archive:
                     raise UsageError('{}: a snapshot without a run identity (written by an '
                                      'older version of this repository, or not by it)'
                                      .format(path))
-                with archive.open(name) as member:
-                    value = numpy.lib.format.read_array(member, allow_pickle=False)
-                if value.dtype.kind != 'U' or value.ndim != 0 or value.size * 4 > 1000:
+                value = archive.read(key, max_bytes=1000)
+                if value.dtype.kind != 'U' or value.ndim != 0:
                     raise UsageError('{}: not a trainer snapshot of this repository (bad {})'
-                                     .format(path, name))
+                                     .format(path, key))
                 identity.append(str(value))
             return tuple(identity)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise UsageError('{}: not a readable trainer snapshot ({}: {})'.format(
-            path, type(e).__name__, e))
+    except npz.NpzError as e:
+        raise UsageError(str(e))
 
 
 def hyperparameters(args, optimizer, model):

@@ -18,7 +18,7 @@ import chainer
 
 from conftest import (TINY_RUN, load_experiment_module, read_json, run_experiment,
                       start_experiment, wait_for, without_times)
-from common import cli, dataset, results
+from common import cli, dataset, preview, results
 from common import extensions as ext
 
 
@@ -148,13 +148,20 @@ def test_an_interrupted_and_resumed_run_ends_with_the_log_of_an_uninterrupted_on
     assert summary['epochs_completed'] == 3
 
 
-def test_interrupt_snapshot_runs_after_the_evaluation_and_the_log_of_its_iteration():
+def test_the_nan_stop_and_the_interrupt_snapshot_run_in_their_place_in_an_iteration():
+    import chainermn.extensions
     priorities = {'StopOnNonFinite': ext.StopOnNonFinite.priority,
                   'snapshot_on_interrupt': ext.SnapshotOnInterrupt.priority,
                   'Evaluator': chainer.training.extensions.Evaluator.priority,
                   'LogReport': chainer.training.extensions.LogReport.priority,
+                  'PlotReport': chainer.training.extensions.PlotReport.priority,
+                  'preview': preview.Preview.priority,
                   'snapshot': ext.snapshot().priority}
-    assert priorities['StopOnNonFinite'] == max(priorities.values())
+    # The NaN stop: after ChainerMN's loss aggregator, before what writes the iteration down.
+    aggregator = chainermn.extensions.ObservationAggregator.priority
+    assert aggregator > priorities['StopOnNonFinite'] > max(
+        priorities[name] for name in ('LogReport', 'PlotReport', 'preview', 'snapshot'))
+    # The interrupt snapshot: the very last, after the evaluation and the log entry.
     assert priorities['snapshot_on_interrupt'] == min(priorities.values())
 
 
@@ -196,11 +203,11 @@ def test_a_failed_model_write_leaves_no_partial_model(tmp_path, monkeypatch):
         with monkeypatch.context() as patch:
             patch.setattr(numpy, 'savez', full_disk)
             with pytest.raises(cli.UsageError, match='No space left'):
-                results.finish(trainer, 'c9335bce', args, corpus)
+                out.finish(trainer, corpus)
         left = sorted(os.listdir(args.out))
         assert 'model.npz' not in left and 'summary.json' not in left
         assert not [name for name in left if name.endswith('.tmp')]
-        results.finish(trainer, 'c9335bce', args, corpus)
+        out.finish(trainer, corpus)
     chainer.serializers.load_npz(os.path.join(args.out, 'model.npz'), train.Net())
 
 
