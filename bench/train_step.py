@@ -1,11 +1,15 @@
-"""Time one training iteration of an experiment's model: stock vs fast convolutions, and PyTorch.
+"""Time one training iteration of an experiment's model: stock vs fast CPU paths, and PyTorch.
 
 An iteration is what the Trainer does per minibatch: forward, mean squared error (the
 ``Reconstruction`` loss of common/objectives.py), backward and an RMSprop update (lr 1e-5,
 Chainer's defaults otherwise).  Paths:
 
-* ``stock``: Chainer 7.8.1's own convolution kernels (``use_fast_convolution`` off);
-* ``fast``: common/fast_convolution.py (the default of common/autoencoder.py);
+* ``stock``: Chainer 7.8.1's own kernels (``use_fast_convolution`` and
+  ``use_fast_normalization`` off);
+* ``conv``: common/fast_convolution.py with Chainer's own activations and BatchNormalization
+  (``use_fast_normalization`` off), to show what each module contributes;
+* ``fast``: common/fast_convolution.py and common/fast_normalization.py (the default of
+  common/autoencoder.py);
 * ``torch`` (with ``--torch``): the PyTorch reference ../shared/bench/torch_reference.py,
   imported by path and run in this process with the same thread count.  torch is a
   benchmark-only install, never a dependency of the project.
@@ -16,11 +20,12 @@ run Chainer's own (cuDNN) kernels, so ``fast`` and ``stock`` are the same code t
 runs on its own after an emptied CuPy memory pool, and the pool's size afterwards is its peak.
 
     python bench/train_step.py [EXPERIMENT] [--batchsize 50] [--gpu -1] [--iterations 5]
-                               [--threads N] [--paths stock,fast] [--torch] [--timer]
+                               [--threads N] [--paths stock,conv,fast] [--torch] [--timer]
 
 EXPERIMENT is an experiment folder holding net.py (default: bc7db4a2).
 """
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -45,8 +50,9 @@ def parse_args(argv=None):
     parser.add_argument('--threads', type=int, default=0,
                         help='CPU threads of BLAS and torch (default: all cores)')
     parser.add_argument('--paths', default=None,
-                        help='comma-separated Chainer paths (default: stock,fast on CPU, '
-                             'fast on GPU, where the two are the same)')
+                        help='comma-separated Chainer paths among {} (default: stock,fast on '
+                             'CPU, fast on GPU, where they are the same code)'.format(
+                                 ', '.join(PATH_CONFIGS)))
     parser.add_argument('--torch', action='store_true',
                         help='also time the PyTorch reference in this process')
     parser.add_argument('--torch-reference', default=TORCH_REFERENCE,
@@ -77,13 +83,14 @@ def load_net_class(experiment):
 
 
 class ChainerPath:
-    """One Chainer model + RMSprop, run with the fast convolutions on or off."""
+    """One Chainer model + RMSprop, run with the configuration of its path (PATH_CONFIGS)."""
 
     def __init__(self, name, net_class, x, device):
         import chainer
         from common.objectives import Reconstruction
         self.name, self.x, self.device = name, x, device
         self.fast = name == 'fast'
+        self.config = PATH_CONFIGS[name]
         self.model = Reconstruction(net_class())
         self.model.to_device(device)
         self.optimizer = chainer.optimizers.RMSprop(lr=1e-5)  # alpha 0.99, eps 1e-8
@@ -91,7 +98,7 @@ class ChainerPath:
 
     def step(self):
         import chainer
-        with chainer.using_config('use_fast_convolution', self.fast):
+        with using_configs(self.config):
             self.optimizer.update(self.model, self.x)  # cleargrads, forward, backward, update
         if self.device.xp is not numpy_module():
             self.device.device.synchronize()
@@ -120,6 +127,23 @@ class TorchPath:
         self.optimizer.step()
         if self.device.type == 'cuda':
             torch.cuda.synchronize()
+
+
+#: Chainer configuration of each path: which of the fast CPU modules it uses.
+PATH_CONFIGS = {
+    'stock': {'use_fast_convolution': False, 'use_fast_normalization': False},
+    'conv': {'use_fast_convolution': True, 'use_fast_normalization': False},
+    'fast': {'use_fast_convolution': True, 'use_fast_normalization': True},
+}
+
+
+def using_configs(config):
+    """chainer.using_config for several keys at once."""
+    import chainer
+    stack = contextlib.ExitStack()
+    for key, value in config.items():
+        stack.enter_context(chainer.using_config(key, value))
+    return stack
 
 
 def numpy_module():
@@ -168,8 +192,8 @@ def main(argv=None):
         sys.exit(2)
     gpu = device.xp is not numpy
     names = (args.paths or ('fast' if gpu else 'stock,fast')).split(',')
-    if any(name not in ('stock', 'fast') for name in names):
-        sys.exit('--paths: stock and/or fast')
+    if not names or any(name not in PATH_CONFIGS for name in names):
+        sys.exit('--paths: some of {}'.format(', '.join(PATH_CONFIGS)))
     net_class = load_net_class(args.experiment)
     shape = (args.batchsize, net_class.IN_CHANNELS, 32, 256)  # channel x time x frequency
     x_numpy = (numpy.random.RandomState(args.seed).rand(*shape) * 6.9).astype(numpy.float32)
@@ -234,10 +258,14 @@ def main(argv=None):
                 'CuPy pool' if name != 'torch' else 'torch allocated', peak[name] / 2 ** 20)
         print(report_line(name, values, args.batchsize, extra))
     ratios = {}
-    if 'stock' in medians and 'fast' in medians:
-        ratios['fast_vs_stock'] = medians['stock'] / medians['fast']
-        print('fast / stock throughput: {:.2f}x'.format(ratios['fast_vs_stock']))
-    for name in ('fast', 'stock'):
+    for name in ('conv', 'fast'):
+        if 'stock' in medians and name in medians:
+            ratios[name + '_vs_stock'] = medians['stock'] / medians[name]
+            print('{} / stock throughput: {:.2f}x'.format(name, ratios[name + '_vs_stock']))
+    if 'conv' in medians and 'fast' in medians:
+        ratios['fast_vs_conv'] = medians['conv'] / medians['fast']
+        print('fast / conv throughput: {:.2f}x'.format(ratios['fast_vs_conv']))
+    for name in PATH_CONFIGS:
         if name in medians and 'torch' in medians:
             ratios[name + '_vs_torch'] = medians['torch'] / medians[name]
             print('{} / torch throughput: {:.2f}x'.format(name, ratios[name + '_vs_torch']))
@@ -266,7 +294,7 @@ def profile(paths):
     path = fast[0]
     hook = ExclusiveTimer()
     model, optimizer = path.model, path.optimizer
-    with chainer.using_config('use_fast_convolution', True):
+    with using_configs(PATH_CONFIGS['fast']):
         model.cleargrads()
         start = time.perf_counter()
         with hook:

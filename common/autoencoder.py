@@ -14,6 +14,7 @@ import chainer.functions as F
 import chainer.links as L
 
 from common import fast_convolution
+from common import fast_normalization
 
 #: One box of the diagram.  ``op`` is 'conv' (Convolution2D) or 'deconv' (Deconvolution2D);
 #: ``activation`` names a chainer.functions function; ``batch_norm`` is False only for the output.
@@ -55,16 +56,23 @@ SHARED_DECODER = (
 
 
 class Block(chainer.Chain):
-    """One box: convolution, activation, then (optionally) BatchNormalization."""
+    """One box: convolution, activation, then (optionally) BatchNormalization.
+
+    The BatchNormalization link is common/fast_normalization.py's subclass of the stock link
+    (same parameters and statistics): on CPU, ``forward`` hands it the convolution's output to
+    apply the activation and the normalization in one node, in place on that output, which
+    nothing else reads.
+    """
 
     def __init__(self, box, in_channels):
         super().__init__()
+        self.activation_name = box.activation
         self.activation = ACTIVATIONS[box.activation]
         with self.init_scope():
             self.conv = CONVOLUTIONS[box.op](in_channels, box.out_channels, box.ksize,
                                              box.stride, box.pad)
             if box.batch_norm:
-                self.bn = L.BatchNormalization(box.out_channels)
+                self.bn = fast_normalization.BatchNormalization(box.out_channels)
 
     def activate(self, x):
         """Convolution and activation, without the BatchNormalization."""
@@ -74,6 +82,9 @@ class Block(chainer.Chain):
         return self.bn(h) if hasattr(self, 'bn') else h
 
     def forward(self, x):
+        if hasattr(self, 'bn') and self.activation_name in fast_normalization.ACTIVATIONS:
+            return self.bn.activate_and_normalize(self.conv(x), self.activation_name,
+                                                  overwrite=True)
         return self.normalize(self.activate(x))
 
 

@@ -523,10 +523,23 @@ def convolution_2d(x, W, b=None, stride=1, pad=0, **kwargs):
     return y
 
 
+def _inverts_convolution(x, W, stride, pad, outsize):
+    """True when x has the size of the convolution (cover_all=False) of an outsize input.
+
+    Chainer also accepts an outsize whose convolution has x's size only with cover_all=True
+    (the last window runs past the padded input); :class:`Deconvolution2DFunction` computes
+    the adjoint of the cover_all=False convolution, so such calls go to the stock function.
+    """
+    if outsize is None or outsize[0] is None:
+        return True
+    geometry = Geometry.of(chainer.as_array(W).shape[2:], stride, pad)
+    return geometry.out_size(*_pair(outsize)) == tuple(chainer.as_array(x).shape[2:])
+
+
 def deconvolution_2d(x, W, b=None, stride=1, pad=0, outsize=None, **kwargs):
     """F.deconvolution_2d, computed by :class:`Deconvolution2DFunction` where it applies."""
     fast = (_applies(x, W, b) and _pair(kwargs.get('dilate', 1)) == (1, 1)
-            and kwargs.get('groups', 1) == 1)
+            and kwargs.get('groups', 1) == 1 and _inverts_convolution(x, W, stride, pad, outsize))
     if not fast:
         return F.deconvolution_2d(x, W, b, stride, pad, outsize, **kwargs)
     y, = Deconvolution2DFunction(stride, pad, outsize).apply(_inputs(x, W, b))

@@ -30,14 +30,15 @@ GEOMETRIES = [
     ((1, 9), 1, 0),                # enc6, dec6
     ((1, 8), 1, 0),                # enc7, dec7
     (1, 1, 0),                     # enc8, dec8
+    (2, 2, 0),                     # stride = kernel, several windows per row and column
 ]
-GEOMETRY_IDS = ['7x7', '4x4s2', '1x4s2', '1x9', '1x8', '1x1']
+GEOMETRY_IDS = ['7x7', '4x4s2', '1x4s2', '1x9', '1x8', '1x1', '2x2s2']
 # Every code path: None lets the cost rule choose; 'y' falls back to 'x' where it cannot apply.
 PATHS = [(None, None), ('sample', 'x'), ('sample', 'y'), ('rows', 'x')]
 PATH_IDS = ['auto', 'sample-x', 'sample-y', 'rows-x']
 # Input sizes (H, W) of the small checks: the 1x8 kernel covers the 8 frequencies exactly
-# (as enc7's does), the others see more.
-SMALL_SIZE = {'1x8': (3, 8)}
+# (as enc7's does), the 2x2 windows of stride 2 tile a 4 x 6 input, the others see more.
+SMALL_SIZE = {'1x8': (3, 8), '2x2s2': (4, 6)}
 TOLERANCE = 1e-5  # stock vs fast, relative to the largest magnitude
 
 
@@ -106,6 +107,64 @@ def test_deconvolution_with_an_explicit_outsize_and_uneven_convolution_matches_s
         assert actual.shape == (2, 3, 10, 9)
         assert relative_error(expected, actual) <= TOLERANCE
         assert not actual[:, :, 9].any()
+
+
+def test_the_small_checks_reach_the_tiles_and_pointwise_shortcuts():
+    # The gradient checks above go through Geometry.tiles (col2im as one transposing copy) for
+    # 1x8 and 2x2s2 with several windows per row, and through the 1x1 (pointwise) branches;
+    # Chainer's own convolution tests use no such shapes.
+    def geometry_and_sizes(name):
+        ksize, stride, pad = GEOMETRIES[GEOMETRY_IDS.index(name)]
+        size = SMALL_SIZE.get(name, (5, 10))
+        return fc.Geometry.of(ksize, stride, pad), size, _stock_output_size(size, ksize, stride,
+                                                                             pad)
+
+    for name in ('1x8', '2x2s2'):
+        geometry, size, out = geometry_and_sizes(name)
+        assert geometry.tiles(*size, *out) and not geometry.is_pointwise, name
+    geometry, size, out = geometry_and_sizes('2x2s2')
+    assert out[0] > 1 and out[1] > 1  # the stride == kernel clause, not only one window
+    assert geometry_and_sizes('1x1')[0].is_pointwise
+    for name in ('7x7', '4x4s2', '1x4s2', '1x9'):
+        geometry, size, out = geometry_and_sizes(name)
+        assert not geometry.tiles(*size, *out), name
+
+
+@pytest.mark.parametrize('through', ['function', 'link'])
+def test_deconvolution_with_an_outsize_only_cover_all_explains_runs_the_stock_function(through):
+    # The convolution (cover_all=False) of a 6 x 5 input with 3x3 windows, stride 2, pad 1
+    # is 3 x 3; only with cover_all=True is it this x's 4 x 3.  Stock Chainer accepts this
+    # outsize, and so must the fast function: it hands the call to the stock one.
+    rng = numpy.random.RandomState(0)
+    x = rng.uniform(-1, 1, (2, 3, 4, 3)).astype(numpy.float32)
+    W = rng.uniform(-1, 1, (3, 2, 3, 3)).astype(numpy.float32)
+    b = rng.uniform(-1, 1, (2,)).astype(numpy.float32)
+    gy = rng.uniform(-1, 1, (2, 2, 6, 5)).astype(numpy.float32)
+    results = []
+    for deconvolution in (F.deconvolution_2d, fc.deconvolution_2d):
+        if through == 'link':
+            link = (L.Deconvolution2D if deconvolution is F.deconvolution_2d
+                    else fc.Deconvolution2D)(3, 2, 3, stride=2, pad=1, outsize=(6, 5))
+            link.W.array[...], link.b.array[...] = W, b
+            link.cleargrads()
+            params = link.W, link.b
+            call = link
+        else:
+            params = chainer.Variable(W), chainer.Variable(b)
+            call = lambda x: deconvolution(x, *params, stride=2, pad=1, outsize=(6, 5))  # noqa
+        xv = chainer.Variable(x)
+        y = call(xv)
+        assert not isinstance(y.creator, fc.Deconvolution2DFunction)
+        y.grad = gy
+        y.backward()
+        results.append((y.array, xv.grad, params[0].grad, params[1].grad))
+    for expected, actual in zip(*results):
+        assert actual.shape == expected.shape
+        assert relative_error(expected, actual) <= TOLERANCE
+    assert results[0][0].shape == (2, 2, 6, 5)
+    # An outsize that the cover_all=False convolution explains still takes the fast path.
+    y = fc.deconvolution_2d(x, W, b, stride=2, pad=1, outsize=(7, 5))
+    assert isinstance(y.creator, fc.Deconvolution2DFunction) and y.shape == (2, 2, 7, 5)
 
 
 @pytest.fixture(scope='module')
