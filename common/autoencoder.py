@@ -82,7 +82,9 @@ class Block(chainer.Chain):
         return self.bn(h) if hasattr(self, 'bn') else h
 
     def forward(self, x):
-        if hasattr(self, 'bn') and self.activation_name in fast_normalization.ACTIVATIONS:
+        # Another BatchNormalization (ChainerMN's multi-node one, under MPI) runs on its own.
+        if isinstance(getattr(self, 'bn', None), fast_normalization.BatchNormalization) \
+                and self.activation_name in fast_normalization.ACTIVATIONS:
             return self.bn.activate_and_normalize(self.conv(x), self.activation_name,
                                                   overwrite=True)
         return self.normalize(self.activate(x))
