@@ -19,12 +19,16 @@ from common import objectives
 from common import extensions as ext
 
 MPIEXEC = shutil.which('mpiexec', path=os.path.dirname(sys.executable)) or shutil.which('mpiexec')
+THREAD_VARIABLES = ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')
 #: Two workers share a global minibatch of 2 (TINY_RUN's), one excerpt each.
 TWO_WORKERS = TINY_RUN + ['--communicator', 'naive']
 
 
 def mpiexec(workers, *command):
-    return [MPIEXEC, '-n', str(workers), sys.executable] + list(command)
+    """``mpiexec -n WORKERS python COMMAND``, one BLAS thread a worker (2 workers of 2 threads
+    each on 2 cores would wait for each other's threads: 3x slower)."""
+    threads = [arg for name in THREAD_VARIABLES for arg in ('-genv', name, '1')]
+    return [MPIEXEC, '-n', str(workers)] + threads + [sys.executable] + list(command)
 
 
 def train_command(workers, experiment_id, *flags):
