@@ -82,9 +82,11 @@ class Block(chainer.Chain):
         return self.bn(h) if hasattr(self, 'bn') else h
 
     def forward(self, x):
-        # Another BatchNormalization (ChainerMN's multi-node one, under MPI) runs on its own.
+        # Another BatchNormalization (ChainerMN's multi-node one, under MPI) runs on its own, and
+        # so does everything with use_fast_normalization off (the activation is self.activation).
         if isinstance(getattr(self, 'bn', None), fast_normalization.BatchNormalization) \
-                and self.activation_name in fast_normalization.ACTIVATIONS:
+                and self.activation_name in fast_normalization.ACTIVATIONS \
+                and fast_normalization.enabled():
             return self.bn.activate_and_normalize(self.conv(x), self.activation_name,
                                                   overwrite=True)
         return self.normalize(self.activate(x))

@@ -19,6 +19,7 @@ import chainer.functions as F
 import chainer.links as L
 from chainer import gradient_check
 
+from common import env
 from common import autoencoder
 from common import fast_convolution as fc
 
@@ -234,8 +235,11 @@ def test_every_layer_of_the_table_matches_stock_at_its_real_size(net, batch):
 
 
 def _whole_net(net, batch, fast):
-    """Output, MSE loss and parameter gradients of the net on the batch, stock or fast."""
-    with chainer.using_config('use_fast_convolution', fast):
+    """Output, MSE loss and parameter gradients of the net on the batch, stock or fast
+    convolutions (the activations and BatchNormalizations stock: tests/test_fast_normalization.py
+    covers theirs), so that each box applies its ``activation`` attribute."""
+    with chainer.using_config('use_fast_convolution', fast), \
+            chainer.using_config('use_fast_normalization', False):
         net.cleargrads()
         output = net(batch)
         loss = F.mean_squared_error(output, batch)
@@ -371,7 +375,9 @@ def test_stock_functions_run_where_the_fast_path_does_not_apply():
     assert creator(lazy, x) is fc.Convolution2DFunction and lazy.W.shape == (3, 4, 3, 3)
 
 
-@pytest.mark.skipif(not chainer.backends.cuda.available, reason='no GPU')
+@pytest.mark.gpu
+@pytest.mark.skipif(not env.cuda_report(0)['cuda_usable'],
+                    reason='no usable GPU: {}'.format(env.cuda_report(0)['cuda_problem']))
 def test_gpu_arrays_use_the_stock_functions():
     import cupy
     link = fc.Convolution2D(4, 4, 3)

@@ -21,6 +21,7 @@ import chainer.functions as F
 import chainer.links as L
 from chainer import gradient_check
 
+from common import env
 from common import fast_normalization as fn
 # The bc7db4a2 net with non-trivial running statistics, a batch, and the comparison to stock.
 from test_fast_convolution import TOLERANCE, batch, net, relative_error  # noqa: F401
@@ -303,7 +304,9 @@ def test_stock_functions_run_where_the_fast_path_does_not_apply():
         assert not fast_node(fn.BatchNormalization(3), z)
 
 
-@pytest.mark.skipif(not chainer.backends.cuda.available, reason='no GPU')
+@pytest.mark.gpu
+@pytest.mark.skipif(not env.cuda_report(0)['cuda_usable'],
+                    reason='no usable GPU: {}'.format(env.cuda_report(0)['cuda_problem']))
 def test_gpu_arrays_use_the_stock_functions():
     import cupy
     link = fn.BatchNormalization(3)
