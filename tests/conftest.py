@@ -1,4 +1,5 @@
 """Shared fixtures: experiment nets loaded by path (experiment folders are scripts, not packages)."""
+import contextlib
 import importlib.util
 import json
 import os
@@ -70,6 +71,22 @@ def global_minibatch(size, dtype=numpy.float32):
     corpus = dataset.load_corpus(dataset.DEMO_CORPUS, log=lambda message: None)
     return dataset.ValidationExcerpts(corpus.validation_waves, size, seed=0).spectrograms \
         .astype(dtype)
+
+
+def forward_backward(link, x, gy, **config):
+    """One forward and backward pass of ``link`` on ``x`` with output gradient ``gy``, under
+    ``chainer.using_config`` of ``config``: (output Variable, input gradient, {parameter path:
+    gradient}).  The stock-vs-fast comparisons of the fast CPU paths run through it."""
+    import chainer
+    with contextlib.ExitStack() as stack:
+        for key, value in config.items():
+            stack.enter_context(chainer.using_config(key, value))
+        link.cleargrads()
+        xv = chainer.Variable(x.copy())
+        y = link(xv)
+        y.grad = gy
+        y.backward()
+    return y, xv.grad, {path: param.grad.copy() for path, param in link.namedparams()}
 
 
 def read_json(path):

@@ -19,6 +19,7 @@ import chainer.functions as F
 import chainer.links as L
 from chainer import gradient_check
 
+from conftest import forward_backward
 from common import env
 from common import autoencoder
 from common import fast_convolution as fc
@@ -207,15 +208,10 @@ def _layer_inputs(net, batch):
 
 
 def _run(link, x, gy, fast):
-    with chainer.using_config('use_fast_convolution', fast):
-        link.cleargrads()
-        xv = chainer.Variable(x.copy())
-        y = link(xv)
-        y.grad = gy
-        y.backward()
+    y, gx, grads = forward_backward(link, x, gy, use_fast_convolution=fast)
     fast_creator = isinstance(y.creator, (fc.Convolution2DFunction, fc.Deconvolution2DFunction))
     assert fast_creator == fast
-    return y.array, xv.grad, link.W.grad.copy(), link.b.grad.copy()
+    return y.array, gx, grads['/W'], grads['/b']
 
 
 def test_every_layer_of_the_table_matches_stock_at_its_real_size(net, batch):

@@ -21,6 +21,7 @@ import chainer.functions as F
 import chainer.links as L
 from chainer import gradient_check
 
+from conftest import forward_backward
 from common import env
 from common import fast_normalization as fn
 # The bc7db4a2 net with non-trivial running statistics, a batch, and the comparison to stock.
@@ -167,15 +168,9 @@ def test_batch_statistics_stay_exact_far_from_zero():
 
 def _box_step(block, x, gy, fast):
     """Output and every gradient of one Block (convolution, activation, BatchNormalization)."""
-    with chainer.using_config('use_fast_normalization', fast):
-        block.cleargrads()
-        xv = chainer.Variable(x.copy())
-        y = block(xv)
-        y.grad = gy
-        y.backward()
+    y, gx, grads = forward_backward(block, x, gy, use_fast_normalization=fast)
     assert isinstance(y.creator, fn.ActivationBatchNormalization) == fast
-    grads = {name: param.grad.copy() for name, param in block.namedparams()}
-    return y.array, xv.grad, grads, block.bn.avg_mean.copy(), block.bn.avg_var.copy()
+    return y.array, gx, grads, block.bn.avg_mean.copy(), block.bn.avg_var.copy()
 
 
 def test_every_box_of_bc7db4a2_matches_the_stock_chain(bc7db4a2_net):
