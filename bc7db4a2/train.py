@@ -71,6 +71,7 @@ def make_trainer(args, corpus, device, run_id=None, comm=None):
         extensions.Evaluator(validation_iter, model, device=device), comm), name='validation')
     if writer:  # under MPI, rank 0 alone writes the results folder
         trainer.extend(snapshot, trigger=ext.every_epochs(args.snapshot_interval, args.epoch))
+        trainer.extend(extensions.observe_lr(), name='observe_lr')  # lr in the log: a schedule shows
         trainer.extend(extensions.LogReport())
         trainer.extend(ext.loss_plot())
         trainer.extend(extensions.PrintReport(

@@ -4,6 +4,13 @@
 and sample format, mixes the channels down to one (:func:`mix_down`) and resamples to 16 kHz with a
 polyphase filter.  Anything it cannot use raises :class:`AudioError`, whose one-line message
 starts with the path.  :func:`save` writes 16-bit PCM WAV atomically.
+
+Output levels.  A rendered wave (Griffin-Lim of a spectrogram, the AutoEncoder's output) comes
+out at the level its spectrogram implies: the level of the min-max scaled input (SPEC step 2,
+peak 1) for a spectrogram that matches its input.  An untrained or poor model's output can be far
+louder (a spectrogram "loud everywhere" renders at many times full scale).  :func:`save` never
+clips: a wave whose peak exceeds full scale is scaled down as a whole, so that its peak sits at
+PEAK_LIMIT, and the gain it applied (in dB, 0.0 when none) is returned for the caller to report.
 """
 import math
 import os
@@ -22,6 +29,8 @@ _STREAMING_DATA_SIZES = (0, 0xFFFFFFFF, 0x7FFFFFFF)  # placeholders of writers t
 CANCELLED_POWER = 0.25
 # load: the fewest samples that can be told apart from silence, in the file and at 16 kHz.
 MIN_SAMPLES = 2
+# save: the peak a wave louder than full scale is lowered to (-0.09 dBFS), so 16-bit PCM holds it.
+PEAK_LIMIT = 0.99
 
 
 class AudioError(Exception):
@@ -152,9 +161,27 @@ def load(path):
     return numpy.ascontiguousarray(wave, dtype=numpy.float32)
 
 
-def save(path, wave, sample_rate=SAMPLE_RATE):
-    """Write a mono wave as 16-bit PCM WAV, clipped to [-1, 1], atomically.
+def fit_to_full_scale(wave):
+    """(wave, gain in dB): `wave` lowered as a whole to a peak of PEAK_LIMIT if its peak exceeds
+    full scale (1.0), otherwise unchanged with gain 0.0.  Never clips; keeps the wave's shape."""
+    wave = numpy.asarray(wave, dtype=numpy.float64)
+    peak = float(numpy.max(numpy.abs(wave))) if wave.size else 0.0
+    if peak <= 1.0:
+        return wave, 0.0
+    return wave * (PEAK_LIMIT / peak), 20 * math.log10(PEAK_LIMIT / peak)
 
+
+def describe_gain(gain_db):
+    """'' for no gain, else e.g. ' (lowered 12.3 dB to fit full scale)' for a tool's message."""
+    return '' if gain_db == 0 else ' (lowered %.1f dB to fit full scale)' % -gain_db
+
+
+def save(path, wave, sample_rate=SAMPLE_RATE):
+    """Write a mono wave as 16-bit PCM WAV atomically; returns the gain applied, in dB.
+
+    Samples within [-1, 1] are written as they are.  A wave whose peak exceeds full scale is not
+    clipped: it is lowered as a whole to a peak of PEAK_LIMIT (:func:`fit_to_full_scale`) and the
+    (negative) gain is returned, so callers can say so (:func:`describe_gain`).
     The samples go to a temporary file in the target folder, which is then renamed over `path`
     (os.replace), so `path` is either the old file or the complete new one, and an error leaves
     no partial file.  Raises ValueError for a wave that is not 1-D, empty, or has NaN/Inf samples,
@@ -168,6 +195,8 @@ def save(path, wave, sample_rate=SAMPLE_RATE):
         raise ValueError('%s: wave has NaN or Inf samples' % path)
     if int(sample_rate) != sample_rate or sample_rate <= 0:
         raise ValueError('%s: sample rate must be a positive integer, got %r' % (path, sample_rate))
-    pcm = numpy.round(numpy.clip(wave, -1, 1) * 32767).astype(numpy.int16)
+    wave, gain_db = fit_to_full_scale(wave)
+    pcm = numpy.round(wave * 32767).astype(numpy.int16)
     with files.atomic_write(path) as stream:
         soundfile.write(stream, pcm, int(sample_rate), subtype='PCM_16', format='WAV')
+    return gain_db

@@ -44,7 +44,7 @@ import sys
 import numpy
 
 import common  # noqa: F401
-from common import files, inference, npz
+from common import audio, files, inference, npz
 from common import reconstruct as tools
 from common import spectrogram as sp
 
@@ -235,10 +235,10 @@ def _decode(args):
     model, summary = tools.load_model(args.results, device)
     latents, frames, samples = check(content, summary, latent_shape(model, device), args.input)
     wave = decode(model, latents, frames, samples, device, args.griffin_lim_iterations)
-    tools.save_wave(args.output, wave)
-    print('%s: latents %s of %s -> %d samples (%.2f s) -> %s'
+    gain = tools.save_wave(args.output, wave)
+    print('%s: latents %s of %s -> %d samples (%.2f s) -> %s%s'
           % (args.input, latents.shape, summary['experiment'], samples,
-             samples / sp.SAMPLE_RATE, args.output))
+             samples / sp.SAMPLE_RATE, args.output, audio.describe_gain(gain)))
 
 
 def main(argv=None):

@@ -105,8 +105,9 @@ def check_output(path):
 
 
 def save_wave(path, wave):
+    """audio.save with a ToolError for an unwritable path; returns the gain applied (dB)."""
     try:
-        audio.save(path, wave)
+        return audio.save(path, wave)
     except (OSError, ValueError) as error:
         raise ToolError('cannot write %s (%s)' % (path, getattr(error, 'strerror', None)
                                                   or ' '.join(str(error).split())))
@@ -156,10 +157,10 @@ def _main(args):
     device = get_device(args.gpu)
     model, summary = load_model(args.results, device)
     output = reconstruct(model, wave, device, args.griffin_lim_iterations)
-    save_wave(args.output, output)
-    print('%s: %d samples (%.2f s, %d frames) through %s -> %s'
+    gain = save_wave(args.output, output)
+    print('%s: %d samples (%.2f s, %d frames) through %s -> %s%s'
           % (args.input, len(wave), len(wave) / sp.SAMPLE_RATE, sp.n_frames(len(wave)),
-             summary['experiment'], args.output))
+             summary['experiment'], args.output, audio.describe_gain(gain)))
 
 
 def main(argv=None):

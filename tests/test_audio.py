@@ -187,15 +187,23 @@ def test_missing_file_and_folder(tmp_path):
         audio.load(tmp_path)
 
 
-def test_save_writes_16_bit_pcm_and_clips(tmp_path):
-    wave = numpy.array([0.0, 0.5, -0.5, 1.5, -2.0, 1.0], dtype=numpy.float32)
+def test_save_writes_16_bit_pcm_and_lowers_loud_waves_instead_of_clipping(tmp_path):
     path = tmp_path / 'out.wav'
-    audio.save(path, wave)
+    assert audio.save(path, numpy.array([0.0, 0.5, -0.5, 1.0], dtype=numpy.float32)) == 0.0
     info = soundfile.info(path)
     assert (info.format, info.subtype, info.samplerate, info.channels) == \
         ('WAV', 'PCM_16', 16000, 1)
     pcm, _ = soundfile.read(path, dtype='int16')
-    numpy.testing.assert_array_equal(pcm, [0, 16384, -16384, 32767, -32767, 32767])
+    numpy.testing.assert_array_equal(pcm, [0, 16384, -16384, 32767])  # within full scale: as is
+
+    wave = numpy.array([0.0, 0.5, -0.5, 1.5, -2.0, 1.0], dtype=numpy.float32)
+    gain = audio.save(path, wave)
+    assert gain == pytest.approx(20 * numpy.log10(audio.PEAK_LIMIT / 2.0))
+    pcm, _ = soundfile.read(path, dtype='int16')
+    # Lowered as a whole (peak 2.0 -> PEAK_LIMIT), the shape kept: no sample clipped.
+    numpy.testing.assert_array_equal(pcm, numpy.round(wave / 2.0 * audio.PEAK_LIMIT * 32767))
+    assert audio.describe_gain(gain) == ' (lowered 6.1 dB to fit full scale)'
+    assert audio.describe_gain(0.0) == ''
     audio.save(path, numpy.zeros(10), sample_rate=8000)  # replaces the file
     assert soundfile.info(path).samplerate == 8000
     assert os.listdir(tmp_path) == ['out.wav']

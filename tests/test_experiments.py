@@ -17,6 +17,7 @@ RECORDS = {
 }
 #: The extensions of a record's run, in the order train.py adds them.
 EXTENSIONS = ['run', 'StopOnNonFinite', 'snapshot_on_interrupt', 'validation', '_Snapshot',
+              'observe_lr',
               'LogReport', 'PlotReport', 'PrintReport', 'ProgressBar', 'preview']
 
 

@@ -34,6 +34,9 @@ def test_a_run_writes_every_result_file_with_real_content(bc7db4a2_run):
                 wave, rate = soundfile.read(str(path))
                 assert rate == 16000 and wave.ndim == 1, path
                 assert numpy.sqrt(numpy.mean(wave ** 2)) > 1e-3, path  # not silent
+                # Never clipped: an untrained model's output is lowered as a whole, so at most
+                # a handful of samples sit near full scale (was 95 % at +-32767).
+                assert numpy.mean(numpy.abs(wave) > 0.98) < 0.001, path
     excerpt, _ = soundfile.read(str(out / 'input.wav'))
     assert len(excerpt) == 16896
     assert matplotlib.image.imread(str(out / 'loss.png')).std() > 0.01
@@ -42,6 +45,7 @@ def test_a_run_writes_every_result_file_with_real_content(bc7db4a2_run):
         log = json.load(f)
     assert [entry['epoch'] for entry in log] == [1, 2]
     assert all(numpy.isfinite(entry['validation/main/loss']) for entry in log)
+    assert [entry['lr'] for entry in log] == [1e-5, 1e-5]  # the schedule is in the log
 
     with open(out / 'summary.json') as f:
         summary = json.load(f)
