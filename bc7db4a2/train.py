@@ -60,6 +60,8 @@ def make_trainer(args, corpus, device, run_id=None, comm=None):
     updater = training.updaters.StandardUpdater(train_iter, optimizer, device=device)
     trainer = training.Trainer(updater, (args.epoch, 'epoch'), out=args.out)
 
+    cli.lr_decay(trainer, args)  # --lr-decay-epochs (not the record's: it kept lr constant)
+
     snapshot = ext.snapshot(n_retains=max(args.snapshots_kept, 1))
     trainer.extend(ext.RunIdentity(EXPERIMENT, run_id), name='run')
     if comm is not None:

@@ -55,6 +55,11 @@ def training_parser(experiment_id, description, *, epoch, batchsize, lr, **unrec
                         help='minibatch size (record: %(default)s)')
     parser.add_argument('--lr', type=float, default=lr,
                         help='learning rate (record: %(default)s)')
+    parser.add_argument('--lr-decay-epochs', type=_epoch_list, default=[], metavar='E1,E2,...',
+                        help='multiply the learning rate by --lr-decay-factor at the end of '
+                             'these epochs (record: none, a constant rate)')
+    parser.add_argument('--lr-decay-factor', type=float, default=0.1,
+                        help='factor of each --lr-decay-epochs step (default: %(default)s)')
     parser.add_argument('--dataset', '-d', default=dataset.DEMO_CORPUS,
                         help='folder of recordings, searched recursively (default: demo corpus)')
     parser.add_argument('--out', '-o', default=os.path.join('results', experiment_id),
@@ -87,6 +92,26 @@ def training_parser(experiment_id, description, *, epoch, batchsize, lr, **unrec
     return parser
 
 
+def _epoch_list(text):
+    """'10,15' -> [10, 15]: increasing positive epochs (argparse type of --lr-decay-epochs)."""
+    try:
+        epochs = [int(part) for part in text.split(',')] if text.strip() else []
+    except ValueError:
+        raise argparse.ArgumentTypeError('expected epochs such as 10,15, got %r' % text)
+    if any(e < 1 for e in epochs) or epochs != sorted(set(epochs)):
+        raise argparse.ArgumentTypeError('epochs must be positive and increasing, got %r' % text)
+    return epochs
+
+
+def lr_decay(trainer, args):
+    """--lr-decay-epochs: the learning rate times --lr-decay-factor at the end of each given
+    epoch (:class:`common.extensions.StepDecay`); nothing for the record's constant rate."""
+    if args.lr_decay_epochs:
+        from common.extensions import StepDecay
+        trainer.extend(StepDecay(args.lr, args.lr_decay_epochs, args.lr_decay_factor),
+                       name='lr_decay')
+
+
 def parse_training_args(parser, argv=None):
     """Parse and check the flags of :func:`training_parser` (argparse's own errors on misuse)."""
     args = parser.parse_args(argv)
@@ -98,6 +123,8 @@ def parse_training_args(parser, argv=None):
         parser.error('--snapshots-kept must be at least 0')
     if args.lr <= 0:
         parser.error('--lr must be positive')
+    if not 0 < args.lr_decay_factor <= 1:
+        parser.error('--lr-decay-factor must be in (0, 1]')
     return args
 
 

@@ -186,3 +186,28 @@ class PeakGPUMemory(extension.Extension):
         except KeyError:  # a snapshot written on the CPU (no peak in it) resumed on a GPU
             if not isinstance(serializer, chainer.serializer.Deserializer):
                 raise
+
+
+class StepDecay(extension.Extension):
+    """--lr-decay-epochs: the optimizer's lr is ``lr * factor ** k`` once k of ``epochs`` are done.
+
+    Computed from the updater's epoch, so it holds no state: a resumed run (``--resume``, with
+    the same or a longer ``--epoch``) follows the same schedule.  (Chainer's ExponentialShift on a
+    ManualScheduleTrigger would not: the Trainer skips the initializer of an extension whose
+    trigger has ``finished``, so a run resumed past the last step went back to ``lr``.)
+    """
+    trigger = 1, 'epoch'
+    priority = extension.PRIORITY_READER  # after observe_lr has logged the ending epoch's rate
+
+    def __init__(self, lr, epochs, factor):
+        self.lr, self.epochs, self.factor = lr, sorted(epochs), factor
+
+    def rate(self, epoch):
+        """The learning rate of the epoch after ``epoch`` completed epochs."""
+        return self.lr * self.factor ** sum(1 for e in self.epochs if e <= epoch)
+
+    def initialize(self, trainer):
+        self(trainer)
+
+    def __call__(self, trainer):
+        trainer.updater.get_optimizer('main').lr = self.rate(trainer.updater.epoch)

@@ -305,8 +305,11 @@ def hyperparameters(args, optimizer, model):
     """What summary.json records of the training: flags, the optimizer's settings, the loss."""
     optimizer = getattr(optimizer, 'actual_optimizer', optimizer)  # under ChainerMN's wrapper
     settings = optimizer.hyperparam.get_dict()
+    settings.pop('lr', None)  # the current rate, after any decay: the initial one is --lr
     return {
-        'epoch': args.epoch, 'batchsize': args.batchsize, 'lr': settings.pop('lr', args.lr),
+        'epoch': args.epoch, 'batchsize': args.batchsize, 'lr': args.lr,
+        'lr_decay_epochs': list(getattr(args, 'lr_decay_epochs', None) or []),
+        'lr_decay_factor': getattr(args, 'lr_decay_factor', None),
         'optimizer': type(optimizer).__name__, **settings,
         'loss': getattr(model, 'LOSS', type(model).__name__), 'seed': args.seed,
         'excerpts_per_epoch': args.excerpts_per_epoch,

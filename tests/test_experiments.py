@@ -3,11 +3,13 @@
 The records' values are written out here, independently of the train.py files, so a change to
 an experiment's training (or to common/ under it) that alters its record fails this test.
 """
+import json
+
 import chainer
 import numpy
 import pytest
 
-from conftest import load_experiment_module
+from conftest import load_experiment_module, run_experiment
 from common import dataset, objectives
 
 #: SPEC.md: RMSprop lr 1e-5 (alpha 0.99, eps 1e-8), MSE, 200 epochs; minibatch 50 / 100.
@@ -61,3 +63,29 @@ def test_the_objective_is_the_mean_squared_error_of_the_reconstruction():
         loss = model(x)
     assert float(loss.array) == pytest.approx(numpy.mean((x / 2 - x) ** 2))
     assert float(observation['main/loss'].array) == float(loss.array)
+
+
+def test_lr_decay_epochs_step_the_rate_in_the_log_and_resume_with_it(tmp_path):
+    """--lr-decay-epochs 1: epoch 1 at --lr, epoch 2 at --lr x factor; summary keeps both."""
+    out = tmp_path / 'run'
+    flags = ['--gpu', '-1', '--epoch', '2', '--batchsize', '2', '--excerpts-per-epoch', '4',
+             '--validation-excerpts', '2', '--lr', '1e-3', '--lr-decay-epochs', '1',
+             '--lr-decay-factor', '0.5', '--out', str(out)]
+    result = run_experiment('c9335bce', *flags)
+    assert result.returncode == 0, result.stderr[-2000:]
+    log = json.loads((out / 'log').read_text())
+    assert [entry['lr'] for entry in log] == pytest.approx([1e-3, 5e-4])
+    summary = json.loads((out / 'summary.json').read_text())['hyperparameters']
+    assert (summary['lr'], summary['lr_decay_epochs'], summary['lr_decay_factor']) == \
+        (1e-3, [1], 0.5)
+    # Continued for a third epoch: the schedule's state came back from the snapshot.
+    result = run_experiment('c9335bce', *flags[:3], '3', *flags[4:], '--resume')
+    assert result.returncode == 0, result.stderr[-2000:]
+    log = json.loads((out / 'log').read_text())
+    assert [entry['lr'] for entry in log] == pytest.approx([1e-3, 5e-4, 5e-4])
+
+
+@pytest.mark.parametrize('bad', ['0', '3,2', 'x'])
+def test_bad_lr_decay_epochs_are_refused(bad):
+    result = run_experiment('c9335bce', '--lr-decay-epochs', bad)
+    assert result.returncode == 2 and 'lr-decay-epochs' in result.stderr
