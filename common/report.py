@@ -617,7 +617,7 @@ def classify(path, name):
             if evaluated:
                 entry['mcd'] = 'unreadable evaluation.json'
             return entry
-        if any(os.path.isfile(os.path.join(path, f)) for f in COMPARISON_FILES):
+        if is_comparison(path):
             return {'kind': 'other', 'name': name, 'what': 'a comparison (common.compare)',
                     'page': os.path.isfile(os.path.join(path, INDEX))}
         if os.path.lexists(os.path.join(path, 'log')):
@@ -687,7 +687,7 @@ def write_log(folder):
         if os.path.lexists(os.path.join(folder, name)):
             raise runs.RunError('{}: a results folder of one run, not a folder of runs'
                                 .format(folder))
-    if any(os.path.lexists(os.path.join(folder, f)) for f in COMPARISON_FILES):
+    if is_comparison(folder):
         raise runs.RunError('{}: a comparison (python -m common.compare writes its page)'
                             .format(folder))
     path = os.path.join(folder, INDEX)
@@ -726,6 +726,10 @@ def is_run_folder(folder):
     return any(os.path.lexists(os.path.join(folder, name)) for name in ('summary.json', 'log'))
 
 
+def is_comparison(folder):
+    return any(os.path.lexists(os.path.join(folder, name)) for name in COMPARISON_FILES)
+
+
 def _holds_folders(folder):
     try:
         return any(os.path.isdir(os.path.join(folder, name)) for name in os.listdir(folder))
@@ -744,7 +748,8 @@ def main(argv=None):
     try:
         for folder in args.folders:
             if (os.path.isdir(folder) and not is_run_folder(folder)
-                    and (_holds_folders(folder) or is_results_folder(folder))):
+                    and (_holds_folders(folder) or is_results_folder(folder)
+                         or is_comparison(folder))):
                 print(write_log(folder))
             else:
                 print(update_pages(folder))
