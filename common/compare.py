@@ -260,6 +260,9 @@ def listen(loaded, utterances, device, out, griffin_lim_iterations=GRIFFIN_LIM_I
         net, _ = runs.load_model(run.folder, device)
         for utterance, row in zip(utterances, rows):
             output = inference.autoencode(net, utterance.spectrogram, device)
+            if not numpy.isfinite(output).all():
+                raise runs.RunError('{}: the model\'s output has NaN or Inf values (a diverged '
+                                    'run?)'.format(run.folder))
             name = 'output-{}-{}.wav'.format(index + 1, run.summary['experiment'])
             audio.save(os.path.join(out, _audio_name(utterance, name)),
                        sp.to_wave(output, n_iter=griffin_lim_iterations))
