@@ -529,3 +529,19 @@ def test_the_listening_page_works_in_a_headless_browser(c9335bce_run, bc7db4a2_r
     # Two utterances (the real one, one excerpt) x (input, Griffin-Lim, two runs' outputs).
     assert len(players) == 2 * 4
     assert len({src for src, *_ in players}) == 8
+
+
+def test_a_summary_with_only_the_required_fields_still_gets_its_pages(tmp_path):
+    """A results folder from elsewhere, of an older or smaller training: '-' where it is silent."""
+    results = tmp_path / 'results'
+    folder = results / 'minimal'
+    folder.mkdir(parents=True)
+    (folder / 'summary.json').write_text(json.dumps(
+        {'experiment': 'bc7db4a2', 'net': 'bc7db4a2/net.py:Net', 'parameters': 102054657}))
+    (folder / 'log').write_text(json.dumps([{'epoch': 1, 'main/loss': 1.5}]))
+    assert report.main([str(folder)]) == 0
+    said = words((folder / 'index.html').read_text(encoding='utf-8'))
+    assert 'finished -' in said and 'This run: length unknown, final training MSE -' in said
+    assert (results / 'index.html').is_file()  # the log of results/, rewritten with the page
+    said = words((results / 'index.html').read_text(encoding='utf-8'))
+    assert 'minimal - - - of 200 - - - / - -' in said
