@@ -151,12 +151,6 @@ def evaluation_metrics(folder):
     return flatten_numbers(runs.read_json(path, EVALUATION, MAX_EVALUATION_BYTES))
 
 
-def metric_rows(metrics):
-    """evaluation.json's numbers as [(label, text, description)] in the pages' order."""
-    return [(measures.label(key), format_number(metrics[key], measures.measure(key).digits),
-             measures.measure(key).description) for key in measures.order(metrics)]
-
-
 def metric_matrix(metrics):
     """evaluation.json as a matrix for a reader: (headings, rows, bookkeeping).
 

@@ -1,6 +1,5 @@
 """python -m common.compare: the listening page, learning curves, spectrograms and the tables."""
 import json
-import os
 import shutil
 import subprocess
 import sys
