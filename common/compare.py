@@ -343,7 +343,10 @@ def results(loaded):
     keys = []
     for run in loaded:
         keys += [key for key in run.metrics if key not in keys]
-    for key in measures.order(keys):
+    bookkeeping = [key for key in keys if '.' not in key and key in measures.MEASURES
+                   and measures.MEASURES[key].better is None]  # utterances, seconds: last
+    for key in (measures.order([key for key in keys if key not in bookkeeping])
+                + measures.order(bookkeeping)):
         measure = measures.measure(key)
         rows.append((measures.label(key), [report.format_number(run.metrics.get(key),
                                                                 measure.digits)

@@ -589,7 +589,7 @@ def _log_run(path, name, summary, log, texts, metrics):
         'training_time': format_duration(summary.get('training_hours')),
         'final_mse': '{} / {}'.format(format_number(summary.get('final_training_mse')),
                                       format_number(summary.get('final_validation_mse'))),
-        'mcd': format_measure(mcd, measures.MEASURES['mcd_db']) if mcd is not None else '-',
+        'mcd': format_number(mcd, measures.MEASURES['mcd_db'].digits),
         'lr': lr_schedule(log),
         'page': os.path.isfile(os.path.join(path, INDEX)),
     }

@@ -168,6 +168,9 @@ def test_what_differs_names_every_differing_hyperparameter_and_the_schedule(
     assert results['MCD, output through Griffin-Lim (dB)'] == ['7.25', '-']
     assert results['spectrogram MSE'] == ['30.5', '-']
     assert results['utterances evaluated'] == ['3', '-']
+    names = list(results)  # quality first, what was measured on after it
+    assert names.index('MCD, output through Griffin-Lim (dB)') < names.index(
+        'utterances evaluated') == len(names) - 1
     assert results['stoi, output through Griffin-Lim'] == ['0.5', '-']
     assert results['iterations'] == ['4', '2']
     assert 'peak GPU memory' not in results
