@@ -73,6 +73,8 @@ setup(
     version='0.1.0',
     description='Chainer reproduction of the bc7db4a2 spectrogram AutoEncoder (2019)',
     packages=['common'],
+    # The pages' Jinja2 templates (common/report.py), in regular and editable installs alike.
+    package_data={'common': ['templates/*.html', 'templates/*.md']},
     py_modules=['bc7db4a2_chainer_hook'],
     cmdclass={'build_py': build_py_with_pth, 'editable_wheel': editable_wheel_with_pth},
     python_requires='>=3.10,<3.14',
@@ -87,6 +89,10 @@ setup(
         'pysptk',
         'pyworld',
         'soundfile',
+        # The HTML pages (common/report.py, common/compare.py): templates with autoescaping,
+        # and README texts as CommonMark with raw HTML off.
+        'jinja2>=3.1',
+        'markdown-it-py>=3',
     ],
     extras_require={
         # CuPy 14 for CUDA 12 with its CUDA libraries from the package index ([ctk]: cuBLAS, cuFFT,

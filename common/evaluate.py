@@ -37,7 +37,7 @@ whole utterances) and ``spectrogram_lsd_db``.  Each number is computed per utter
 over utterances (each counts once).  evaluation.json in the results folder holds them (numbers
 only, read by :mod:`common.report` and :mod:`common.compare`) with ``files`` (utterances
 evaluated), ``validation_files`` (in the split), ``seconds`` (of audio) and
-``griffin_lim_iterations``; a table is printed.
+``griffin_lim_iterations``; a table is printed, and the run's index.html is rewritten.
 """
 import argparse
 import json
@@ -48,7 +48,7 @@ import sys
 import numpy
 
 import common  # noqa: F401
-from common import dataset, files, inference, metrics
+from common import dataset, files, inference, metrics, report, runs
 from common import reconstruct as tools
 from common import spectrogram as sp
 
@@ -250,6 +250,10 @@ def evaluate(folder, dataset_path=None, gpu=-1, max_files=None,
     evaluation.update(average(results))
     _check_finite(evaluation)
     write(os.path.join(folder, FILENAME), evaluation)
+    try:
+        report.update_pages(folder)  # the run's page shows the new numbers
+    except runs.RunError as error:
+        raise tools.ToolError('%s written, but not the page: %s' % (FILENAME, error))
     return evaluation
 
 

@@ -1,26 +1,38 @@
-"""An HTML page for a finished results folder, in the order of the experiment's record.
+"""The HTML pages of results folders: a run's page, and the experiment log of a folder of runs.
 
-``python -m common.report results/<id>`` (re)writes ``results/<id>/index.html``; training
-writes it once at its end (:func:`write_report`).  The page follows the record: purpose,
-model (the layer table, generated from the net's ENCODER/DECODER boxes), training parameters,
-environment, results (training time, final loss, and the audio metrics of
-``evaluation.json`` once ``common.evaluate`` has written them), learning curve, input and
-output spectrograms, input and output audio, remarks.  It is one file with its style inline;
-images and audio are relative links to the folder's own files, so the folder can be copied or
-served as it is.
+``python -m common.report results/<id>`` (re)writes ``results/<id>/index.html``, the run's page
+in the order of the experiment's record: purpose, model (the layer table, generated from the
+net's ENCODER/DECODER boxes), training parameters (with the learning rate as logged),
+environment, results (training time, final loss, and the audio metrics of ``evaluation.json``
+once ``common.evaluate`` has written them), learning curve, input and output spectrograms,
+input and output audio, and the record's remarks, marked as the record's beside this run's
+length.  Images and audio are relative links to the folder's own files, so the folder can be
+copied or served as it is.
 
-Where each fact comes from (one place each):
+``python -m common.report results/`` (a folder that is not a run) writes ``results/index.html``,
+the experiment log: one row per finished run under it, the record's own numbers as reference
+rows, and every other folder listed as what it is.  :func:`update_pages` -- called when a run
+finishes and by every tool that adds a file to a run (``common.evaluate``) -- rewrites the
+run's page and the log of the folder above it.
+
+The pages are Jinja2 templates (``common/templates/``, autoescaped); README texts go through
+markdown-it-py (CommonMark and tables, raw HTML off, links shown as their text only: a page
+links to nothing outside its folder).  Where each fact comes from (one place each):
 
 - purpose, title and remarks: the experiment folder's ``README.md`` -- its first ``#``
   heading, and its ``## Purpose`` and ``## Remarks ...`` sections; without a README (or a
   Purpose section) the first paragraph of the experiment's ``train.py`` docstring;
+- the record's epochs, minibatch and learning rate: the defaults its ``train.py`` passes to
+  :func:`common.cli.training_parser` (read with ``ast``, never imported); its training time and
+  final loss: the ``recorded`` column of the README's tables;
 - the layer table: the net's ENCODER and DECODER (``summary.json`` names the net);
+- names and units of the numbers: :mod:`common.measures`;
 - everything else: the results folder (``summary.json``, ``log``, the preview files).
 """
 import argparse
 import ast
+import collections
 import datetime
-import html
 import json
 import math
 import os
@@ -28,11 +40,24 @@ import re
 import sys
 import urllib.parse
 
-from common import files, runs
+import jinja2
+import markdown_it
+import markupsafe
+
+from common import files, measures, runs
 
 INDEX = 'index.html'
 EVALUATION = 'evaluation.json'
 MAX_EVALUATION_BYTES = 2 ** 20  # evaluation.json holds a few dozen numbers
+MAX_README_BYTES = 2 ** 20
+MAX_PAGE_BYTES = 16 * 2 ** 20  # an index.html read back to see who wrote it
+#: The experiment log's mark: an index.html holding it was written by this module, and may be
+#: rewritten; any other index.html of a folder of runs is someone's own page, left alone.
+LOG_MARK = 'common.report: experiment log'
+#: Folders whose index.html the experiment log is kept in when a run under them finishes.
+RESULTS_FOLDER_NAME = 'results'
+#: What the listening page of common.compare leaves in its folder.
+COMPARISON_FILES = ('comparison.md',)
 
 #: The preview folders the training writes (common/preview.py): (sub-folder, what it shows).
 PREVIEWS = (
@@ -78,6 +103,32 @@ def format_shape(shape):
     return ' x '.join(str(n) for n in shape) if shape else '-'
 
 
+def format_value(value):
+    """A hyper-parameter or setting as text: lists joined, numbers to 6 digits, None as '-'."""
+    if isinstance(value, (list, tuple)):
+        return ', '.join(str(v) for v in value) if value else '-'
+    if isinstance(value, dict):
+        return json.dumps(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return format_number(value, 6)
+    return '-' if value is None else str(value)
+
+
+def format_measure(value, measure):
+    """A number of :mod:`common.measures` with its unit ('6.52 dB'), or '-'."""
+    if value is None:
+        return '-'
+    text = format_number(value, measure.digits)
+    return '{} {}'.format(text, measure.unit) if measure.unit else text
+
+
+def format_result(key, value):
+    """A summary.json result (:data:`common.measures.RESULTS`) as the pages show it."""
+    if key == 'training_hours':
+        return format_duration(value)
+    return format_measure(value, measures.RESULTS[key])
+
+
 def flatten_numbers(data, prefix=''):
     """Numeric leaves of nested dicts, keyed by dotted paths; lists, strings, booleans dropped."""
     flat = {}
@@ -100,6 +151,72 @@ def evaluation_metrics(folder):
     return flatten_numbers(runs.read_json(path, EVALUATION, MAX_EVALUATION_BYTES))
 
 
+def metric_matrix(metrics):
+    """evaluation.json as a matrix for a reader: (headings, rows, bookkeeping).
+
+    One row per group -- the top-level quality numbers (the output spectrogram), then each
+    rendering -- and one column per measure ('MCD (dB)', 'LSD (dB)', ...: the top-level
+    'spectrogram LSD' shares the 'LSD' column, its row says what was measured); rows are
+    (name, [text per column]).  Columns no row fills do not exist.  Bookkeeping numbers (known
+    ones without a 'better': utterances, seconds, iterations) come apart as [(label, text)]."""
+    groups, bookkeeping = collections.OrderedDict(), []
+    for key in measures.order(metrics):
+        group, _, leaf = key.rpartition('.')
+        measure = measures.measure(key)
+        if not group and measure.better is None and leaf in measures.MEASURES:
+            bookkeeping.append((measures.label(key), format_number(metrics[key], measure.digits)))
+        else:
+            groups.setdefault(group, {})[leaf] = metrics[key]
+    columns = collections.OrderedDict()  # heading -> the leaves shown in that column
+    for values in groups.values():
+        for leaf in values:
+            measure = measures.measure(leaf)
+            shown = re.sub(r'^spectrogram ', '', measure.name)
+            heading = '{} ({})'.format(shown, measure.unit) if measure.unit else shown
+            if leaf not in columns.setdefault(heading, []):
+                columns[heading].append(leaf)
+    rows = []
+    for group, values in groups.items():
+        cells = []
+        for leaves in columns.values():
+            leaf = next((leaf for leaf in leaves if leaf in values), None)
+            cells.append('-' if leaf is None
+                         else format_number(values[leaf], measures.measure(leaf).digits))
+        rows.append(('output spectrogram' if not group else measures.group_name(group), cells))
+    return list(columns), rows, bookkeeping
+
+
+# -- the learning rate as logged ---------------------------------------------------------------
+
+def lr_changes(log):
+    """[(epoch, lr)] where the logged learning rate changes (the first entry included); [] when
+    the log holds no 'lr' (a run from before the learning rate was logged)."""
+    changes = []
+    for entry in log:
+        lr = entry.get('lr')
+        if isinstance(lr, (int, float)) and not isinstance(lr, bool):
+            if not changes or lr != changes[-1][1]:
+                changes.append((entry.get('epoch'), lr))
+    return changes
+
+
+def lr_schedule(log):
+    """The learning-rate schedule as logged, in words; None when the log has no 'lr'."""
+    changes = lr_changes(log)
+    if not changes:
+        return None
+    epochs = [entry.get('epoch') for entry in log if 'lr' in entry]
+    if len(changes) == 1:
+        return '{} throughout (epochs {}-{})'.format(format_number(changes[0][1]),
+                                                     epochs[0], epochs[-1])
+    if len(changes) <= 4:
+        return ', '.join('{} from epoch {}'.format(format_number(lr), epoch)
+                         for epoch, lr in changes)
+    return '{} at epoch {} to {} at epoch {} ({} changes)'.format(
+        format_number(changes[0][1]), changes[0][0], format_number(changes[-1][1]),
+        changes[-1][0], len(changes) - 1)
+
+
 # -- the layer table -------------------------------------------------------------------------
 
 def _pair(value):
@@ -116,6 +233,10 @@ def box_output_shape(box, shape):
     return (box.out_channels, size[0], size[1])
 
 
+def _kernel(value):
+    return 'x'.join(str(v) for v in value) if isinstance(value, (tuple, list)) else str(value)
+
+
 def layer_rows(net_class, input_shape):
     """One dict per box of ``net_class`` (encoder, then decoder) with its output shape."""
     rows = []
@@ -125,54 +246,140 @@ def layer_rows(net_class, input_shape):
         shape = box_output_shape(box, shape)
         rows.append({
             'box': box.name, 'op': OPS.get(box.op, box.op), 'out': box.out_channels,
-            'ksize': box.ksize, 'stride': box.stride, 'pad': box.pad,
+            'ksize': _kernel(box.ksize), 'stride': _kernel(box.stride), 'pad': _kernel(box.pad),
             'activation': box.activation, 'batch_norm': box.batch_norm,
             'output': shape, 'latent': box.name == latent,
         })
     return rows
 
 
-def _kernel(value):
-    return 'x'.join(str(v) for v in value) if isinstance(value, (tuple, list)) else str(value)
-
-
 # -- texts of the experiment folder ----------------------------------------------------------
 
-def readme_sections(path):
-    """(title, {lower-case '## ' heading: Markdown text}) of a README; ('', {}) without one."""
+def _no_link(renderer, tokens, index, options, env):
+    return ''
+
+
+def _image_as_text(renderer, tokens, index, options, env):
+    return markdown_it.common.utils.escapeHtml(
+        renderer.renderInlineAsText(tokens[index].children or [], options, env))
+
+
+def markdown_parser():
+    """CommonMark with tables; raw HTML shown as text; links and images as their text only (a
+    page links to nothing outside its own folder)."""
+    md = markdown_it.MarkdownIt('commonmark', {'html': False, 'linkify': False,
+                                               'typographer': False}).enable('table')
+    md.add_render_rule('link_open', _no_link)
+    md.add_render_rule('link_close', _no_link)
+    md.add_render_rule('image', _image_as_text)
+    return md
+
+
+MARKDOWN = markdown_parser()
+
+
+def markdown_to_html(text):
+    """A README section as HTML (safe to insert: raw HTML is escaped, links are text)."""
+    return markupsafe.Markup(MARKDOWN.render(text or ''))
+
+
+def read_text(path):
+    """A text file of at most MAX_README_BYTES, or '' when there is none or it is unreadable."""
     try:
-        with open(path, encoding='utf-8') as f:
-            text = f.read()
-    except OSError:
+        return files.read_regular(path, MAX_README_BYTES).decode('utf-8', 'replace')
+    except (OSError, ValueError):
+        return ''
+
+
+def _inline_text(token):
+    """The plain text of an inline token (code spans keep their content)."""
+    return ''.join(child.content for child in token.children or []
+                   if child.type in ('text', 'code_inline', 'softbreak'))
+
+
+def readme_sections(path):
+    """(title, {lower-case '## ' heading: Markdown text}) of a README; ('', {}) without one.
+
+    Headings are found by the Markdown parser, so a '## ' line inside a fenced code block is
+    code, not a new section."""
+    text = read_text(path)
+    if not text:
         return '', {}
-    title = ''
+    lines = text.splitlines()
+    tokens = MARKDOWN.parse(text)
+    headings = []  # (level, title, first line, line after the heading)
+    for i, token in enumerate(tokens):
+        if token.type == 'heading_open' and token.level == 0 and token.tag in ('h1', 'h2'):
+            headings.append((token.tag, _inline_text(tokens[i + 1]).strip(), token.map[0],
+                             token.map[1]))
+    title = next((name for tag, name, _, _ in headings if tag == 'h1'), '')
     sections = {}
-    current = None
-    for line in text.splitlines():
-        if re.match(r'#\s', line) and not title:
-            title = line[2:].strip()
-            current = None
-        elif re.match(r'##\s', line):
-            current = line[3:].strip().lower()
-            sections[current] = []
-        elif current is not None:
-            sections[current].append(line)
-    return title, {name: '\n'.join(lines).strip() for name, lines in sections.items()}
+    for index, (tag, name, _, body_start) in enumerate(headings):
+        if tag != 'h2':
+            continue
+        end = headings[index + 1][2] if index + 1 < len(headings) else len(lines)
+        sections[name.lower()] = '\n'.join(lines[body_start:end]).strip()
+    return title, sections
 
 
 def docstring_paragraph(path):
     """The first paragraph of a Python file's module docstring, or ''."""
     try:
-        with open(path, encoding='utf-8') as f:
-            doc = ast.get_docstring(ast.parse(f.read())) or ''
-    except (OSError, SyntaxError):
+        doc = ast.get_docstring(ast.parse(read_text(path))) or ''
+    except (SyntaxError, ValueError):
         return ''
     return doc.strip().split('\n\n')[0]
 
 
-def experiment_texts(experiment_id):
-    """{'title', 'purpose', 'remarks'} of an experiment folder, from the places listed above.
+def recorded_table_values(sections):
+    """{lower-case row label: text} of the 'recorded' column of the README's tables."""
+    values = {}
+    for text in sections.values():
+        tokens = MARKDOWN.parse(text)
+        column, cells, in_head = None, [], False
+        for i, token in enumerate(tokens):
+            if token.type == 'thead_open':
+                in_head, cells = True, []
+            elif token.type == 'tbody_open':
+                in_head = False
+            elif token.type == 'table_close':
+                column = None
+            elif token.type in ('th_open', 'td_open'):
+                cells.append(_inline_text(tokens[i + 1]).strip())
+            elif token.type == 'tr_open':
+                cells = []
+            elif token.type == 'tr_close':
+                if in_head:
+                    lowered = [cell.lower() for cell in cells]
+                    column = lowered.index('recorded') if 'recorded' in lowered else None
+                elif column is not None and len(cells) > column and cells[0]:
+                    values.setdefault(cells[0].lower(), cells[column])
+    return values
 
+
+def record_defaults(folder):
+    """The record's hyper-parameters: the constant keywords ``train.py`` passes to
+    ``training_parser`` (epoch, batchsize, lr), read with ``ast``; {} where there are none."""
+    try:
+        tree = ast.parse(read_text(os.path.join(folder, 'train.py')))
+    except (SyntaxError, ValueError):
+        return {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, 'attr', getattr(
+                node.func, 'id', None)) == 'training_parser':
+            found = {}
+            for keyword in node.keywords:
+                if keyword.arg and isinstance(keyword.value, ast.Constant):
+                    found[keyword.arg] = keyword.value.value
+            return found
+    return {}
+
+
+def experiment_texts(experiment_id):
+    """{'title', 'purpose', 'remarks', 'record'} of an experiment folder (the places above).
+
+    'record': the record's epochs, minibatch, learning rate (numbers, where train.py gives them),
+    training time and final loss (texts, where the README's tables have a 'recorded' column).
     Only an experiment folder of this repository is read (:func:`common.runs.experiment_folder`:
     the id comes from a results folder, which may come from elsewhere); for any other id the
     page says so instead of a purpose.
@@ -180,248 +387,78 @@ def experiment_texts(experiment_id):
     try:
         folder = runs.experiment_folder(experiment_id)
     except runs.RunError as e:
-        return {'title': 'Experiment {}'.format(experiment_id), 'remarks': '',
-                'purpose': 'No purpose: {}.'.format(e)}
+        return {'title': 'Experiment {}'.format(experiment_id), 'remarks': '', 'record': {},
+                'purpose': 'No purpose: {}.'.format(e), 'known': False}
     title, sections = readme_sections(os.path.join(folder, 'README.md'))
 
     def section(word):  # '## Remarks' or '## Remarks (the author's)'
         return next((text for name, text in sections.items()
                      if re.match(re.escape(word) + r'\b', name)), '')
 
+    recorded = recorded_table_values(sections)
+    record = {key: value for key, value in record_defaults(folder).items()
+              if key in ('epoch', 'batchsize', 'lr')}
+    for key, labels in (('training_time', ('training time',)),
+                        ('final_mse', ('final loss (mse)', 'final mse', 'final loss'))):
+        text = next((recorded[label] for label in labels if label in recorded), None)
+        if text:
+            record[key] = text
     purpose = section('purpose') or docstring_paragraph(os.path.join(folder, 'train.py'))
-    return {'title': title or 'Experiment {}'.format(experiment_id),
-            'purpose': purpose, 'remarks': section('remarks')}
+    return {'title': title or 'Experiment {}'.format(experiment_id), 'purpose': purpose,
+            'remarks': section('remarks'), 'record': record, 'known': True}
 
 
-def _inline(text):
-    """Escape, then a little inline Markdown: `code`, **bold**, *italic*, [text](link) -> text."""
-    text = html.escape(text, quote=False)
-    text = re.sub(r'\[([^\]]+)\]\([^)]*\)', r'\1', text)  # no links out of the folder
-    text = re.sub(r'`([^`]+)`', r'<code>\1</code>', text)
-    text = re.sub(r'\*\*([^*]+)\*\*', r'<strong>\1</strong>', text)
-    text = re.sub(r'(?<![*\w])\*([^*\s][^*]*)\*(?!\*)', r'<em>\1</em>', text)
-    return text
+def repository_experiments():
+    """Ids of the experiment folders of this repository, sorted."""
+    found = []
+    for name in sorted(os.listdir(runs.REPOSITORY)):
+        try:
+            runs.experiment_folder(name)
+        except runs.RunError:
+            continue
+        found.append(name)
+    return found
 
 
-def markdown_to_html(text):
-    """Paragraphs, '-'/'*' lists, '|' tables and '###' headings of a README section."""
-    out = []
-    blocks = re.split(r'\n\s*\n', text.strip()) if text.strip() else []
-    for block in blocks:
-        lines = block.splitlines()
-        if all(re.match(r'\s*[-*]\s', line) or line.startswith('  ') for line in lines):
-            items = []
-            for line in lines:
-                if re.match(r'\s*[-*]\s', line):
-                    items.append(re.sub(r'^\s*[-*]\s+', '', line))
-                else:
-                    items[-1] += ' ' + line.strip()
-            out.append('<ul>' + ''.join('<li>{}</li>'.format(_inline(item)) for item in items)
-                       + '</ul>')
-        elif all(line.strip().startswith('|') for line in lines):
-            rows = [[cell.strip() for cell in line.strip().strip('|').split('|')]
-                    for line in lines if not re.fullmatch(r'[\s|:-]+', line)]
-            head, body = rows[0], rows[1:]
-            out.append('<table><tr>{}</tr>{}</table>'.format(
-                ''.join('<th>{}</th>'.format(_inline(c)) for c in head),
-                ''.join('<tr>{}</tr>'.format(''.join('<td>{}</td>'.format(_inline(c))
-                                                    for c in row)) for row in body)))
-        elif re.match(r'#{3,}\s', lines[0]):
-            out.append('<h3>{}</h3>'.format(_inline(lines[0].lstrip('#').strip())))
-            if lines[1:]:
-                out.append(markdown_to_html('\n'.join(lines[1:])))
-        elif lines[0].startswith('```') or lines[0].startswith('    '):
-            code = [line for line in lines if not line.startswith('```')]
-            out.append('<pre>{}</pre>'.format(html.escape('\n'.join(code))))
-        else:
-            out.append('<p>{}</p>'.format(_inline(' '.join(line.strip() for line in lines))))
-    return '\n'.join(out)
+# -- templates -------------------------------------------------------------------------------
+
+def url(relative):
+    """A relative link to a file of the page's folder (any name: bytes the OS gave us too)."""
+    if isinstance(relative, str):
+        relative = relative.encode('utf-8', 'surrogateescape')
+    return urllib.parse.quote(relative)
 
 
-# -- the page --------------------------------------------------------------------------------
-
-STYLE = """
-body { font-family: sans-serif; max-width: 62em; margin: 2em auto; padding: 0 1em; color: #222; }
-h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; margin-top: 2em; }
-table { border-collapse: collapse; margin: 0.5em 0; }
-th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.latent td { background: #fff4d6; }
-figure { margin: 1em 0; } figcaption { color: #555; font-size: 0.9em; }
-img { max-width: 100%; height: auto; }
-.missing { color: #a00; } .muted { color: #666; font-size: 0.9em; }
-code, pre { background: #f4f4f4; } pre { padding: 0.5em; overflow-x: auto; }
-"""
+def display_name(name):
+    """A file name as text, whatever bytes it holds."""
+    return name.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace')
 
 
-def _url(relative):
-    return html.escape(urllib.parse.quote(relative), quote=True)
+def markdown_cell(text):
+    """Text for a cell of a Markdown table: one line, '|' escaped."""
+    return ' '.join(str(text).split()).replace('|', '\\|')
 
 
-def _is_number(cell):
-    try:
-        float(re.sub(r' ?(h|min|s|MiB)$', '', cell).replace(',', ''))
-    except ValueError:
-        return False
-    return True
+def _environment():
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader('common', 'templates'),
+        autoescape=jinja2.select_autoescape(['html']), undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    environment.filters.update(number=format_number, duration=format_duration,
+                               shape=format_shape, value=format_value, url=url,
+                               name=display_name, md=markdown_cell)
+    environment.globals['LOG_MARK'] = LOG_MARK
+    return environment
 
 
-def _table(rows, header=None):
-    parts = ['<table>']
-    if header:
-        parts.append('<tr>{}</tr>'.format(''.join('<th>{}</th>'.format(html.escape(h))
-                                                  for h in header)))
-    for row in rows:
-        parts.append('<tr>{}</tr>'.format(''.join(
-            '<td class="num">{}</td>'.format(html.escape(cell))
-            if _is_number(cell)
-            else '<td>{}</td>'.format(html.escape(cell)) for cell in row)))
-    parts.append('</table>')
-    return '\n'.join(parts)
+TEMPLATES = _environment()
 
 
-def _value(value):
-    if isinstance(value, (list, tuple)):
-        return ', '.join(str(v) for v in value) if value else '-'
-    if isinstance(value, dict):
-        return json.dumps(value)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return format_number(value, 6)
-    return '-' if value is None else str(value)
+def render_template(name, **context):
+    return TEMPLATES.get_template(name).render(**context)
 
 
-def _key_value_table(mapping):
-    return _table([(str(key), _value(value)) for key, value in mapping.items()])
-
-
-def _model_section(summary):
-    parts = ['<p>{:,} parameters (weights, biases, BatchNormalization gamma and beta); '
-             'latent variable {} (the activation of the last encoder box, highlighted); '
-             'input {}.  Each box is convolution, activation, then BatchNormalization.</p>'
-             .format(summary['parameters'], html.escape(format_shape(summary.get('latent_shape'))),
-                     html.escape(format_shape(summary.get('input_shape'))))]
-    try:
-        net_class = runs.net_class(summary['net'])
-        rows = layer_rows(net_class, summary.get('input_shape') or (1, 32, 256))
-    except (runs.RunError, AttributeError, TypeError, ValueError) as e:
-        parts.append('<p class="missing">layer table unavailable: {}</p>'.format(
-            html.escape(str(e))))
-        return '\n'.join(parts)
-    header = ('box', 'operation', 'out ch', 'ksize', 'stride', 'pad', 'activation',
-              'BatchNorm', 'output (C x T x F)')
-    lines = ['<table>', '<tr>{}</tr>'.format(''.join('<th>{}</th>'.format(h) for h in header))]
-    for row in rows:
-        cells = (row['box'], row['op'], str(row['out']), _kernel(row['ksize']),
-                 _kernel(row['stride']), _kernel(row['pad']), row['activation'],
-                 'yes' if row['batch_norm'] else 'no', format_shape(row['output']))
-        lines.append('<tr{}>{}</tr>'.format(
-            ' class="latent"' if row['latent'] else '',
-            ''.join('<td>{}</td>'.format(html.escape(c)) for c in cells)))
-    lines.append('</table>')
-    parts.append('\n'.join(lines))
-    parts.append('<p class="muted">from <code>{}</code></p>'.format(html.escape(summary['net'])))
-    return '\n'.join(parts)
-
-
-def _figure(folder, relative, caption):
-    if not os.path.isfile(os.path.join(folder, relative)):
-        return '<p class="missing">{}: not written ({})</p>'.format(
-            html.escape(caption), html.escape(relative))
-    return ('<figure><img src="{}" alt="{}"><figcaption>{}</figcaption></figure>'.format(
-        _url(relative), html.escape(caption, quote=True), html.escape(caption)))
-
-
-def _audio_table(folder, sub):
-    rows = []
-    for name, caption in AUDIO:
-        relative = '/'.join(filter(None, (sub, name)))
-        if os.path.isfile(os.path.join(folder, relative)):
-            player = '<audio controls preload="none" src="{}"></audio>'.format(_url(relative))
-        else:
-            player = '<span class="missing">not written</span>'
-        rows.append('<tr><td>{}</td><td>{}</td><td><a href="{}">{}</a></td></tr>'.format(
-            html.escape(caption), player, _url(relative), html.escape(relative)))
-    return '<table>\n{}\n</table>'.format('\n'.join(rows))
-
-
-def _results_section(folder, summary, metrics):
-    rows = [
-        ('training time', format_duration(summary.get('training_hours'))),
-        ('epochs', _value(summary.get('epochs_completed'))),
-        ('iterations', _value(summary.get('iterations'))),
-        ('final training MSE', format_number(summary.get('final_training_mse'))),
-        ('final validation MSE', format_number(summary.get('final_validation_mse'))),
-    ]
-    if summary.get('peak_gpu_memory_mib') is not None:
-        rows.append(('peak GPU memory', '{} MiB'.format(summary['peak_gpu_memory_mib'])))
-    parts = [_table(rows)]
-    if metrics:
-        parts.append('<h3>Audio metrics (<a href="{0}">{0}</a>)</h3>'.format(EVALUATION))
-        parts.append(_table([(key, format_number(value)) for key, value in metrics.items()]))
-    return '\n'.join(parts)
-
-
-def render(folder):
-    """The page of a finished results folder, as a string."""
-    summary = runs.load_summary(folder)
-    runs.load_log(folder)  # a finished run has its log: refuse a folder without one
-    metrics = evaluation_metrics(folder)
-    texts = experiment_texts(summary['experiment'])
-    title = texts['title']
-    sections = []
-
-    def section(anchor, heading, body):
-        sections.append('<section id="{}">\n<h2>{}</h2>\n{}\n</section>'.format(
-            anchor, html.escape(heading), body))
-
-    section('purpose', 'Purpose', markdown_to_html(texts['purpose'])
-            or '<p class="muted">no purpose written in {}/README.md</p>'.format(
-                html.escape(summary['experiment'])))
-    section('model', 'Model', _model_section(summary))
-    training = dict(summary.get('hyperparameters', {}))
-    section('training-parameters', 'Training parameters',
-            _key_value_table(training)
-            + '<h3>Dataset</h3>\n' + _key_value_table(summary.get('dataset', {}))
-            + '<p>command: <code>{}</code></p>'.format(html.escape(summary.get('command', '-'))))
-    environment = {'device': summary.get('device'), 'gpu': summary.get('gpu')}
-    environment.update(summary.get('environment', {}))
-    section('environment', 'Environment', _key_value_table(environment))
-    section('results', 'Results', _results_section(folder, summary, metrics))
-    section('learning-curve', 'Learning curve',
-            _figure(folder, 'loss.png', 'training and validation MSE per epoch'))
-    spectrograms = []
-    audio = []
-    for sub, what in PREVIEWS:
-        spectrograms.append('<h3>{}</h3>\n{}'.format(
-            html.escape(what), '\n'.join(
-                _figure(folder, '/'.join(filter(None, (sub, name))), '{}: {}'.format(role, what))
-                for name, role in (('spectrogram_input.png', 'input'),
-                                   ('spectrogram_output.png', 'output')))))
-        audio.append('<h3>{}</h3>\n{}'.format(html.escape(what), _audio_table(folder, sub)))
-    section('spectrograms', 'Spectrograms', '\n'.join(spectrograms))
-    section('audio', 'Audio', '\n'.join(audio))
-    if texts['remarks']:
-        section('remarks', 'Remarks', markdown_to_html(texts['remarks']))
-    files = [name for name in ('summary.json', 'log', EVALUATION)
-             if os.path.isfile(os.path.join(folder, name))]
-    footer = ('<p class="muted">files: {}; page written {} by '
-              '<code>python -m common.report</code></p>').format(
-        ', '.join('<a href="{0}">{0}</a>'.format(_url(name)) for name in files),
-        datetime.datetime.now().isoformat(timespec='seconds'))
-    return '\n'.join([
-        '<!DOCTYPE html>', '<html lang="en">', '<head>', '<meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        '<title>{}</title>'.format(html.escape(title)), '<style>{}</style>'.format(STYLE),
-        '</head>', '<body>', '<h1>{}</h1>'.format(html.escape(title)),
-        '<p class="muted">results folder of experiment {}, finished {}</p>'.format(
-            html.escape(summary['experiment']), html.escape(str(summary.get('finished', '-')))),
-        *sections, footer, '</body>', '</html>', ''])
-
-
-def write_report(folder):
-    """Write ``folder``/index.html (atomically) and return its path; RunError if not finished."""
-    page = render(folder)
-    path = os.path.join(folder, INDEX)
+def _write(path, page):
     try:
         with files.atomic_write(path, 'w', encoding='utf-8') as f:
             f.write(page)
@@ -430,15 +467,286 @@ def write_report(folder):
     return path
 
 
+def _now():
+    return datetime.datetime.now().isoformat(timespec='seconds')
+
+
+# -- the run's page --------------------------------------------------------------------------
+
+def _model(summary):
+    model = {'parameters': summary['parameters'], 'net': summary['net'],
+             'latent_shape': format_shape(summary.get('latent_shape')),
+             'input_shape': format_shape(summary.get('input_shape')), 'rows': None,
+             'problem': None}
+    try:
+        net_class = runs.net_class(summary['net'])
+        model['rows'] = layer_rows(net_class, summary.get('input_shape') or (1, 32, 256))
+    except (runs.RunError, AttributeError, TypeError, ValueError) as e:
+        model['problem'] = str(e)
+    return model
+
+
+def _media(folder, relative, caption):
+    return {'src': relative, 'caption': caption,
+            'present': os.path.isfile(os.path.join(folder, relative))}
+
+
+def run_length(summary):
+    """'2 epochs, 4 iterations' of a run (what training did, not what was asked)."""
+    parts = []
+    for key, word in (('epochs_completed', 'epoch'), ('iterations', 'iteration')):
+        value = summary.get(key)
+        if value is not None:
+            parts.append('{} {}{}'.format(format_number(value), word, '' if value == 1 else 's'))
+    return ', '.join(parts) or 'length unknown'
+
+
+def _parameter_rows(summary, record, log):
+    hyperparameters = summary.get('hyperparameters') or {}
+    recorded = {'epoch': record.get('epoch'), 'batchsize': record.get('batchsize'),
+                'lr': record.get('lr')}
+    keys = [key for key in measures.HYPERPARAMETERS if key in hyperparameters]
+    keys += [key for key in hyperparameters if key not in keys]
+    rows = [(measures.hyperparameter_name(key), format_value(hyperparameters[key]),
+             format_value(recorded[key]) if recorded.get(key) is not None else '')
+            for key in keys]
+    schedule = lr_schedule(log)
+    rows.insert(2 if len(rows) >= 2 else len(rows),
+                ('learning rate as logged', schedule or 'not logged (a run from before the '
+                 'log held it)', ''))
+    return rows
+
+
+def render(folder):
+    """The page of a finished results folder, as a string."""
+    summary = runs.load_summary(folder)
+    log = runs.load_log(folder)  # a finished run has its log: refuse a folder without one
+    metrics = evaluation_metrics(folder)
+    texts = experiment_texts(summary['experiment'])
+    record = texts['record']
+    environment = {'device': summary.get('device'), 'gpu': summary.get('gpu')}
+    environment.update(summary.get('environment') or {})
+    recorded = {'epochs_completed': format_number(record.get('epoch'))
+                if record.get('epoch') is not None else '',
+                'training_hours': record.get('training_time', ''),
+                'final_training_mse': record.get('final_mse', '')}
+    results = [(measures.RESULTS[key].name, format_result(key, summary.get(key)),
+                recorded.get(key, '')) for key in measures.RESULTS
+               if key != 'peak_gpu_memory_mib' or summary.get(key) is not None]
+    headings, matrix, bookkeeping = metric_matrix(metrics)
+    previews = []
+    for sub, what in PREVIEWS:
+        previews.append({
+            'what': what,
+            'spectrograms': [_media(folder, '/'.join(filter(None, (sub, name))),
+                                    '{}: {}'.format(role, what))
+                             for name, role in (('spectrogram_input.png', 'input'),
+                                                ('spectrogram_output.png', 'output'))],
+            'audio': [_media(folder, '/'.join(filter(None, (sub, name))), caption)
+                      for name, caption in AUDIO],
+        })
+    listed = [name for name in ('summary.json', 'log', EVALUATION)
+              if os.path.isfile(os.path.join(folder, name))]
+    return render_template(
+        'run.html', title=texts['title'], summary=summary, texts=texts,
+        purpose=markdown_to_html(texts['purpose']), remarks=markdown_to_html(texts['remarks']),
+        record=record, run_length=run_length(summary),
+        final_mse=format_number(summary.get('final_training_mse')),
+        model=_model(summary), parameters=_parameter_rows(summary, record, log),
+        dataset=[(key.replace('_', ' '), format_value(value))
+                 for key, value in (summary.get('dataset') or {}).items()],
+        environment=[(key.replace('_', ' '), format_value(value))
+                     for key, value in environment.items()],
+        results=results, record_column=any(row[2] for row in results),
+        loss=_media(folder, 'loss.png', 'training and validation MSE per epoch'),
+        metric_headings=headings, metric_rows=matrix,
+        bookkeeping=bookkeeping, evaluated=bool(metrics), evaluation=EVALUATION,
+        previews=previews, files=listed, written=_now())
+
+
+def write_report(folder):
+    """Write ``folder``/index.html (atomically) and return its path; RunError if not finished."""
+    return _write(os.path.join(folder, INDEX), render(folder))
+
+
+# -- the experiment log ----------------------------------------------------------------------
+
+def _log_run(path, name, summary, log, texts, metrics):
+    record = texts['record']
+    epochs = summary.get('epochs_completed')
+    mcd = metrics.get('{}.mcd_db'.format(measures.HEARD))
+    device = summary.get('device') or '-'
+    if summary.get('gpu'):
+        gpu = summary['gpu']
+        device = '{} ({})'.format(device, gpu.get('name') if isinstance(gpu, dict) else gpu)
+    return {
+        'kind': 'run', 'name': name, 'experiment': summary['experiment'],
+        'title': texts['title'], 'finished': str(summary.get('finished') or '-'),
+        'device': device,
+        'epochs': '{} of {}'.format(format_number(epochs), format_number(record['epoch']))
+        if record.get('epoch') is not None else format_number(epochs),
+        'iterations': format_number(summary.get('iterations')),
+        'training_time': format_duration(summary.get('training_hours')),
+        'final_mse': '{} / {}'.format(format_number(summary.get('final_training_mse')),
+                                      format_number(summary.get('final_validation_mse'))),
+        'mcd': format_number(mcd, measures.MEASURES['mcd_db'].digits),
+        'lr': lr_schedule(log),
+        'page': os.path.isfile(os.path.join(path, INDEX)),
+    }
+
+
+def classify(path, name):
+    """What a folder under a folder of runs is: a dict for the log, never an exception."""
+    try:
+        if os.path.lexists(os.path.join(path, 'summary.json')):
+            summary = runs.load_summary(path)
+            log = runs.load_log(path)
+            texts = experiment_texts(summary['experiment'])
+            try:
+                metrics = evaluation_metrics(path)
+                evaluated = ''
+            except runs.RunError as e:
+                metrics, evaluated = {}, str(e)
+            entry = _log_run(path, name, summary, log, texts, metrics)
+            if evaluated:
+                entry['mcd'] = 'unreadable evaluation.json'
+            return entry
+        if is_comparison(path):
+            return {'kind': 'other', 'name': name, 'what': 'a comparison (common.compare)',
+                    'page': os.path.isfile(os.path.join(path, INDEX))}
+        if os.path.lexists(os.path.join(path, 'log')):
+            log = runs.load_log(path)
+            return {'kind': 'other', 'name': name, 'page': False,
+                    'what': 'not finished: {} epoch{} logged, no summary.json (running, '
+                            'interrupted, or being continued)'.format(
+                                len(log), '' if len(log) == 1 else 's')}
+        return {'kind': 'other', 'name': name, 'page': False,
+                'what': 'not a results folder (no summary.json, no log)'}
+    except (runs.RunError, OSError, ValueError) as e:
+        return {'kind': 'other', 'name': name, 'page': False,
+                'what': 'not a finished run: {}'.format(' '.join(str(e).split()))}
+
+
+def log_entries(folder):
+    """(experiments, others) of a folder of runs: experiments is [{'id', 'title', 'record',
+    'runs'}] with the repository's experiments first (each with its record) and the runs under
+    ``folder`` sorted by finish time; others the folders that are not finished runs."""
+    names = sorted(name for name in os.listdir(folder) if not name.startswith('.')
+                   and os.path.isdir(os.path.join(folder, name)))
+    entries = [classify(os.path.join(folder, name), name) for name in names]
+    experiments = {}
+    for experiment_id in repository_experiments():
+        texts = experiment_texts(experiment_id)
+        experiments[experiment_id] = {'id': experiment_id, 'title': texts['title'],
+                                      'record': texts['record'], 'runs': []}
+    for entry in entries:
+        if entry['kind'] == 'run':
+            experiments.setdefault(entry['experiment'], {
+                'id': entry['experiment'], 'title': entry['title'], 'record': {},
+                'runs': []})['runs'].append(entry)
+    for experiment in experiments.values():
+        experiment['runs'].sort(key=lambda entry: (entry['finished'], entry['name']))
+    return list(experiments.values()), [e for e in entries if e['kind'] != 'run']
+
+
+def is_log_page(path):
+    """Whether ``path`` is an index.html this module wrote as an experiment log."""
+    try:
+        return LOG_MARK.encode() in files.read_regular(path, MAX_PAGE_BYTES)
+    except (OSError, ValueError):
+        return False
+
+
+def is_results_folder(folder):
+    """Whether the experiment log is kept in ``folder``: it is named 'results', or holds a log."""
+    folder = os.path.abspath(folder)
+    return (os.path.basename(folder) == RESULTS_FOLDER_NAME
+            or is_log_page(os.path.join(folder, INDEX)))
+
+
+def render_log(folder):
+    experiments, others = log_entries(folder)
+    return render_template('log.html', title='Experiment log: {}'.format(
+        display_name(os.path.basename(os.path.abspath(folder)))),
+        experiments=experiments, others=others,
+        any_lr=any(run['lr'] for e in experiments for run in e['runs']), written=_now())
+
+
+def write_log(folder):
+    """Write ``folder``/index.html, the experiment log, and return its path.  RunError for a
+    folder that is a run or a comparison, or whose index.html someone else wrote."""
+    if not os.path.isdir(folder):
+        raise runs.RunError('{}: no such folder'.format(folder))
+    for name in ('summary.json', 'log'):
+        if os.path.lexists(os.path.join(folder, name)):
+            raise runs.RunError('{}: a results folder of one run, not a folder of runs'
+                                .format(folder))
+    if is_comparison(folder):
+        raise runs.RunError('{}: a comparison (python -m common.compare writes its page)'
+                            .format(folder))
+    path = os.path.join(folder, INDEX)
+    if os.path.lexists(path) and not is_log_page(path):
+        raise runs.RunError('{}: holds an index.html that common.report did not write; move '
+                            'it away to write the experiment log there'.format(folder))
+    return _write(path, render_log(folder))
+
+
+def update_log(folder):
+    """Rewrite the experiment log of ``folder`` if it keeps one (:func:`is_results_folder`)
+    and its index.html is absent or a log; return its path, or None where it keeps none."""
+    path = os.path.join(folder, INDEX)
+    if not is_results_folder(folder) or (os.path.lexists(path) and not is_log_page(path)):
+        return None
+    return _write(path, render_log(folder))
+
+
+def update_pages(folder):
+    """Rewrite a finished run's page and the experiment log of the folder above it, and return
+    the page's path: what training calls when it finishes, and every tool that adds a file to
+    the run after it (evaluate; latent analyses, TensorBoard logs).  RunError when the page
+    cannot be written; a log that cannot be is one line on stderr (the run's page is written)."""
+    page = write_report(folder)
+    try:
+        update_log(os.path.dirname(os.path.abspath(folder)))
+    except runs.RunError as e:
+        print('warning: experiment log not rewritten: {}'.format(e), file=sys.stderr)
+    return page
+
+
+# -- command line ----------------------------------------------------------------------------
+
+def is_run_folder(folder):
+    """A run's folder (finished or not) rather than a folder of runs."""
+    return any(os.path.lexists(os.path.join(folder, name)) for name in ('summary.json', 'log'))
+
+
+def is_comparison(folder):
+    return any(os.path.lexists(os.path.join(folder, name)) for name in COMPARISON_FILES)
+
+
+def _holds_folders(folder):
+    try:
+        return any(os.path.isdir(os.path.join(folder, name)) for name in os.listdir(folder))
+    except OSError:
+        return False
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog='python -m common.report',
-        description='Write index.html, the HTML page of a finished results folder.')
-    parser.add_argument('folders', nargs='+', metavar='FOLDER', help='results folder(s)')
+        description='Write index.html: the page of a finished results folder, or, for a '
+                    'folder of results folders (results/), the experiment log of all runs.')
+    parser.add_argument('folders', nargs='+', metavar='FOLDER',
+                        help='results folder(s) of runs, or a folder of them')
     args = parser.parse_args(argv)
     try:
         for folder in args.folders:
-            print(write_report(folder))
+            if (os.path.isdir(folder) and not is_run_folder(folder)
+                    and (_holds_folders(folder) or is_results_folder(folder)
+                         or is_comparison(folder))):
+                print(write_log(folder))
+            else:
+                print(update_pages(folder))
     except runs.RunError as e:
         print('{}: error: {}'.format(parser.prog, e), file=sys.stderr)
         return 2

@@ -227,7 +227,7 @@ class ResultsFolder:
                 ext.save_npz(f, net)
             summary = write_summary(os.path.join(args.out, 'summary.json'), self.experiment_id,
                                     args, corpus, trainer, self.comm)
-            report.write_report(args.out)  # index.html: the run's page (python -m common.report)
+            report.update_pages(args.out)  # index.html: the run's page, and results/index.html
         except OSError as e:
             kept = ext.snapshots(args.out)
             raise UsageError('cannot write the finished run into {} ({}); --resume {} writes '
