@@ -270,3 +270,109 @@ def spectral_convergence(target_spectrogram, wave, clip=True):
     rendered = rendered[:, sp.FIRST_BIN:sp.FIRST_BIN + sp.BINS].astype(numpy.float64)
     magnitude = magnitude.astype(numpy.float64)
     return float(numpy.linalg.norm(rendered - magnitude) / numpy.linalg.norm(magnitude))
+
+
+# ---------------------------------------------------------------------------------------------
+# Intelligibility (STOI, ESTOI), perceptual quality (narrowband PESQ), pitch (F0, voicing)
+
+
+def _same_length(reference, test):
+    reference, test = _wave(reference, 'reference'), _wave(test, 'test wave')
+    if len(reference) != len(test):
+        raise ValueError('test wave has %d samples, the reference %d: the measures compare '
+                         'time-aligned waves of the same length' % (len(test), len(reference)))
+    return reference, test
+
+
+def _pystoi():
+    import importlib
+    return importlib.import_module('pystoi.stoi'), importlib.import_module('pystoi.utils')
+
+
+def stoi_windows(reference, sample_rate=sp.SAMPLE_RATE):
+    """How many short-time windows (30 frames of 25.6 ms, 384 ms) STOI averages over for this
+    reference: its 10 kHz frames less the silent ones (more than 40 dB below the loudest), less
+    29.  0 when there are fewer than 30 frames of speech, where STOI is undefined.  The weight of
+    a segment when a long recording's STOI is combined from its segments'."""
+    module, utils = _pystoi()
+    wave = _wave(reference, 'reference')
+    if int(sample_rate) != module.FS:
+        wave = utils.resample_oct(wave, module.FS, int(sample_rate))
+    wave, _ = utils.remove_silent_frames(wave, wave, module.DYN_RANGE, module.N_FRAME,
+                                         module.N_FRAME // 2)
+    frames = len(range(0, len(wave) - module.N_FRAME, module.N_FRAME // 2))  # as utils.stft
+    return max(0, frames - module.N + 1)
+
+
+def stoi(reference, test, sample_rate=sp.SAMPLE_RATE, extended=False):
+    """STOI (Taal et al. 2011) of a test wave against a time-aligned reference, through pystoi;
+    ESTOI (Jensen and Taal 2016) with extended=True.  About 0..1, higher is more intelligible;
+    a wave against itself scores 1.  None where the reference has fewer than 30 frames of speech
+    (:func:`stoi_windows` is 0)."""
+    reference, test = _same_length(reference, test)
+    if stoi_windows(reference, sample_rate) == 0:
+        return None
+    import pystoi
+    return float(pystoi.stoi(reference, test, int(sample_rate), extended=bool(extended)))
+
+
+PESQ_RATE = 8000  # narrowband PESQ: the experiment's spectrogram keeps 0-4000 Hz
+PESQ_INSTALL = 'pip install -e ".[metrics]", which needs a C compiler'
+
+
+def pesq_unavailable():
+    """None when narrowband PESQ can be computed here, otherwise the reason, in one line."""
+    try:
+        import pesq  # noqa: F401
+    except ImportError as error:
+        return 'the pesq package cannot be imported (%s); %s' % (error, PESQ_INSTALL)
+    return None
+
+
+def pesq_narrowband(reference, test, sample_rate=sp.SAMPLE_RATE):
+    """Narrowband PESQ (ITU-T P.862 through the pesq package, MOS-LQO by P.862.1's mapping,
+    about 1.0 to 4.55) of a test wave against a time-aligned reference, both resampled to
+    8000 Hz.  A wave against itself scores 4.55.  P.862 aligns the levels and the delays itself.
+    None where PESQ finds no speech in the reference or the wave is too short for it."""
+    import pesq
+    reference, test = _same_length(reference, test)
+    if not reference.any():  # the pesq package would divide by zero
+        return None
+    reference = resample(reference, sample_rate, PESQ_RATE)
+    test = resample(test, sample_rate, PESQ_RATE)
+    try:
+        return float(pesq.pesq(PESQ_RATE, reference, test, 'nb'))
+    except (pesq.NoUtterancesError, pesq.BufferTooShortError):
+        return None
+
+
+CENTS_PER_OCTAVE = 1200
+
+
+def f0_measures(reference_f0, test_f0):
+    """Pitch of a test wave against a reference, from two frame-aligned F0 contours (Hz, 0 in
+    unvoiced frames; WORLD's, :func:`f0_contour`).  A dict of:
+
+    - ``f0_rmse_cents``: sqrt(mean((1200 log2(f0_test / f0_reference)) ** 2)) over the frames
+      voiced in both (None when there are none);
+    - ``vuv_error``: the fraction of all frames whose voicing (f0 > 0) differs;
+    - ``f0_correlation``: Pearson's correlation of the F0 in Hz over the frames voiced in both
+      (None with fewer than 2 such frames or a constant F0 on either side);
+    - ``voiced_frames``: how many frames are voiced in both.
+    """
+    reference_f0 = numpy.asarray(reference_f0, dtype=numpy.float64)
+    test_f0 = numpy.asarray(test_f0, dtype=numpy.float64)
+    if reference_f0.ndim != 1 or reference_f0.shape != test_f0.shape or not reference_f0.size:
+        raise ValueError('F0 contours must be non-empty 1-D arrays of the same length, got '
+                         'shapes %s and %s' % (reference_f0.shape, test_f0.shape))
+    reference_voiced, test_voiced = reference_f0 > 0, test_f0 > 0
+    both = reference_voiced & test_voiced
+    result = {'f0_rmse_cents': None, 'vuv_error': float(numpy.mean(reference_voiced
+                                                                   != test_voiced)),
+              'f0_correlation': None, 'voiced_frames': int(both.sum())}
+    if both.any():
+        cents = CENTS_PER_OCTAVE * numpy.log2(test_f0[both] / reference_f0[both])
+        result['f0_rmse_cents'] = float(numpy.sqrt(numpy.mean(cents * cents)))
+    if both.sum() >= 2 and numpy.ptp(reference_f0[both]) > 0 and numpy.ptp(test_f0[both]) > 0:
+        result['f0_correlation'] = float(numpy.corrcoef(reference_f0[both], test_f0[both])[0, 1])
+    return result
