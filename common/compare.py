@@ -10,6 +10,9 @@ writes into ``--out``:
 - ``comparison.md``: the table, also printed: experiment, parameters, latent shape, minibatch,
   epochs, training time, final training and validation MSE, the MSE of the output above, and
   the numeric entries of each folder's ``evaluation.json`` (``common.evaluate``) when there is one.
+  A run's number is marked ``(n.s.)`` where a paired test over the validation utterances it
+  shares with the first run does not support its difference from the first run's
+  (:func:`paired_significance`).
 
 Every folder must hold a finished run (summary.json, log, model.npz); otherwise nothing is
 written and the command says which folder and why (exit status 2).
@@ -23,7 +26,7 @@ import numpy
 import common  # noqa: F401
 import chainer
 
-from common import cli, inference, preview, report, runs
+from common import cli, confidence, inference, preview, report, runs
 from common import plot  # noqa: F401  (matplotlib on its Agg backend, files only)
 from common import spectrogram as sp
 from common import files
@@ -125,13 +128,41 @@ def compute_outputs(loaded, sample, device):
     return outputs
 
 
+NOT_SUPPORTED = '(n.s.)'
+SIGNIFICANCE_NOTE = (
+    '{}: the paired t-test over the validation utterances this run and the first both measured '
+    '(evaluation.json, per_utterance) does not support a difference from the first run\'s '
+    'number (95 %; common/confidence.py).'.format(NOT_SUPPORTED))
+
+
+def paired_significance(first, other):
+    """{metric: :class:`common.confidence.PairedDifference` of other - first} for each number
+    that both runs' evaluation.json hold per utterance, paired by file over the utterances both
+    measured; {} where either has no per-utterance values (no or an older evaluation.json)."""
+    evaluations = [confidence.read_evaluation(run.folder, report.MAX_EVALUATION_BYTES)
+                   for run in (first, other)]
+    if None in evaluations:
+        return {}
+    return confidence.compare_evaluations(*evaluations)
+
+
+def _metric_cell(run, name, difference):
+    cell = report.format_number(run.metrics.get(name))
+    if difference is not None and difference.supported is False:
+        cell += ' ' + NOT_SUPPORTED
+    return cell
+
+
 def table_rows(loaded):
-    """(header, rows) of the comparison: COLUMNS, then the union of evaluation metrics."""
+    """(header, rows) of the comparison: COLUMNS, then the union of evaluation metrics, those
+    of the second and later runs marked NOT_SUPPORTED where the paired test against the first
+    run does not support their difference."""
     metric_names = []
     for run in loaded:
         metric_names += [name for name in run.metrics if name not in metric_names]
     rows = []
-    for run in loaded:
+    for index, run in enumerate(loaded):
+        differences = paired_significance(loaded[0], run) if index else {}
         s = run.summary
         rows.append([
             os.path.normpath(run.folder), s['experiment'],
@@ -143,7 +174,7 @@ def table_rows(loaded):
             report.format_number(s.get('final_training_mse')),
             report.format_number(s.get('final_validation_mse')),
             report.format_number(run.utterance_mse),
-        ] + [report.format_number(run.metrics.get(name)) for name in metric_names])
+        ] + [_metric_cell(run, name, differences.get(name)) for name in metric_names])
     return list(COLUMNS) + metric_names, rows
 
 
@@ -168,6 +199,8 @@ def compare(folders, out, device=None):
     plot_learning_curves(os.path.join(out, LEARNING_CURVES), loaded)
     plot_spectrograms(os.path.join(out, SPECTROGRAMS), sample, outputs)
     table = markdown_table(*table_rows(loaded))
+    if NOT_SUPPORTED in table:
+        table += '\n' + SIGNIFICANCE_NOTE + '\n'
     with files.atomic_write(os.path.join(out, TABLE), 'w') as f:
         f.write('# Comparison\n\n')
         f.write('utterance MSE: each model on the same input, {} ({}).\n\n'.format(

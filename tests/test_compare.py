@@ -128,3 +128,48 @@ def test_flatten_numbers_and_formats():
     assert report.format_number(None) == '-'
     table = compare.markdown_table(['run', 'x'], [['a|b', '1']])
     assert table.splitlines() == ['| run | x |', '|---|---:|', '| a\\|b | 1 |']
+
+
+def test_differences_the_utterances_do_not_support_are_marked(c9335bce_run, tmp_path, capsys):
+    """A real evaluation (3 validation utterances) in three runs: the same run again is "no
+    difference" in every number; a run whose STOI is 0.05 higher on every utterance differs
+    there, and only there."""
+    from common import evaluate
+    first = copy_run(c9335bce_run, tmp_path / 'first')
+    evaluate.evaluate(str(first), max_files=3, griffin_lim_iterations=2, f0_method='dio',
+                      log=lambda line: None)
+    same = copy_run(first, tmp_path / 'same')
+    better = copy_run(first, tmp_path / 'better')
+    with open(better / 'evaluation.json') as f:
+        evaluation = json.load(f)
+    key = 'autoencoder_true_phase'
+    evaluation[key]['stoi'] += 0.05
+    evaluation['per_utterance'][key]['stoi'] = [
+        value + 0.05 for value in evaluation['per_utterance'][key]['stoi']]
+    with open(better / 'evaluation.json', 'w') as f:
+        json.dump(evaluation, f)
+
+    differences = compare.paired_significance(*compare.load_runs([str(first), str(same)]))
+    assert 'autoencoder_true_phase.pesq_nb' in differences or 'pesq' not in sys.modules
+    assert {'spectrogram_mse', 'griffin_lim_input.mcd_db', key + '.stoi'} <= set(differences)
+    for name, difference in differences.items():
+        if difference.n:  # 0: undefined in every utterance (no voiced frame in the output)
+            assert difference.n == 3 and difference.verdict() == 'no difference shown', name
+
+    out = tmp_path / 'out'
+    assert compare.main([str(first), str(same), str(better), '--out', str(out)]) == 0
+    printed = capsys.readouterr().out
+    lines = table_lines(printed)
+    header = cells(lines[0])
+    rows = [dict(zip(header, cells(line))) for line in lines[2:]]
+    measured = [name for name in header if name.endswith('.stoi') or name.endswith('_db')]
+    assert len(measured) >= 7
+    for name in measured:
+        assert compare.NOT_SUPPORTED not in rows[0][name]  # the first run: the baseline
+        assert rows[1][name].endswith(compare.NOT_SUPPORTED), name  # the same numbers again
+        if name == key + '.stoi':
+            assert compare.NOT_SUPPORTED not in rows[2][name]  # higher on every utterance
+        else:
+            assert rows[2][name].endswith(compare.NOT_SUPPORTED), name
+    assert compare.SIGNIFICANCE_NOTE in printed
+    assert compare.SIGNIFICANCE_NOTE in (out / compare.TABLE).read_text()
