@@ -1,5 +1,6 @@
 """Objective quality of reconstructed speech: mel-cepstral distortion, log-spectral distance,
-spectral convergence.
+spectral convergence, intelligibility (STOI, ESTOI), perceptual quality (narrowband PESQ) and
+pitch (F0 error in cents, voicing errors, F0 correlation).
 
 The record's author could not hear whether bc7db4a2 sounds better than c9335bce; these numbers
 answer that with the field's usual tools (WORLD through pyworld, SPTK through pysptk).
@@ -47,6 +48,48 @@ Griffin-Lim of a spectrogram, how consistent the wave is with it (0 = perfect). 
 wave's magnitudes are clipped at the spectrogram's floor as M is (the wave a spectrogram was
 computed from then scores exactly 0); clip=False is
 :func:`common.spectrogram.spectral_convergence` unchanged.
+
+Common to the measures below
+----------------------------
+- Alignment: reference and test are renderings of one recording, time-aligned sample for
+  sample and of the same length (a different length is refused); nothing is time-warped.
+  (PESQ aligns delays itself, as P.862 does; between renderings of one spectrogram there are
+  none.)
+- Rates: the waves are 16 kHz and band-limited to 0-4000 Hz (the spectrogram's band).  Each
+  measure resamples them to its own rate: STOI to 10 kHz (pystoi; its 15 third-octave bands,
+  150 Hz to 4.3 kHz, cover the band), PESQ to 8 kHz (narrowband mode), F0 is analysed at
+  8 kHz as the MCD is.
+- Scale: none of them depends on the waves' absolute level (STOI normalises each 384 ms
+  window, PESQ aligns levels, F0 ignores level); the test wave is compared as it is.
+
+STOI and ESTOI (:func:`stoi`), 0..1
+----------------------------------
+pystoi's implementation of Taal et al. (2011) and, extended, Jensen and Taal (2016).  Frames:
+256 samples (25.6 ms) at 10 kHz, hop 128; frames more than 40 dB below the reference's loudest
+are removed from both waves; the score is the mean over windows of 30 frames (384 ms) of the
+correlation of the third-octave envelopes (STOI: clipped at -15 dB SDR; ESTOI: normalised
+spectral rows and columns).  :func:`stoi_windows` counts the windows; a reference with fewer
+than 30 frames of speech has none and gets None.  A wave scores 1 against itself.
+
+Narrowband PESQ (:func:`pesq_narrowband`), MOS-LQO about 1.0 .. 4.55
+---------------------------------------------------------------------
+ITU-T P.862 (the ITU's reference code in the ``pesq`` package: the ``metrics`` extra, built
+from source with a C compiler; :func:`pesq_unavailable` says whether it can be imported), both
+waves at 8 kHz, the raw score mapped to MOS-LQO by P.862.1.  The experiment keeps 0-4 kHz, so
+narrowband (telephone band) is the matching mode: wideband PESQ would count the missing
+4-8 kHz of every rendering, the reference included.  A wave scores 4.549 against itself.  P.862
+is validated for 8-20 s samples; None where PESQ finds no speech.
+
+F0 (:func:`f0_measures` on contours of :func:`f0_contour`)
+------------------------------------------------------------
+WORLD F0 (harvest, or dio + stonemask) of each wave, 5 ms frames, frame t of one against frame
+t of the other; a frame is voiced where its F0 is > 0.
+- ``f0_rmse_cents``: on the frames voiced in both, 1200 log2(f0_test / f0_reference) in cents,
+  root mean square.  A copy shifted by s cents scores |s|; an octave error counts 1200, so a
+  few such frames dominate it.
+- ``vuv_error``: the fraction of all frames (silence included) whose voicing differs.
+- ``f0_correlation``: Pearson's correlation of F0 in Hz on the frames voiced in both; None with
+  fewer than two such frames or a flat contour.
 """
 import math
 
