@@ -68,6 +68,7 @@ def _add_to_wheel(path, name, data):
 
 MPI = ['mpi4py', 'mpich']
 METRICS = ['pesq']
+MOS = ['speechmos', 'onnxruntime']
 
 setup(
     name='bc7db4a2-reproduction',
@@ -105,8 +106,12 @@ setup(
         # Narrowband PESQ in common.evaluate: the ITU-T P.862 reference code, built from source
         # (no wheels), so it needs a C compiler; without it evaluate skips PESQ and says why.
         'metrics': METRICS,
-        # selenium: the HTML report's headless-browser test; MPI: the 2-process tests; METRICS:
-        # the PESQ tests (they skip where it is not installed).
-        'test': ['pytest', 'selenium'] + MPI + METRICS,
+        # DNSMOS P.835 (common.evaluate --dnsmos): the ONNX model that speechmos ships (it is
+        # loaded from there; speechmos' own module, which needs librosa, is not imported) run
+        # by onnxruntime.  Wheels only, no download at run time.
+        'mos': MOS,
+        # selenium: the HTML report's headless-browser test; MPI: the 2-process tests; METRICS,
+        # MOS: the PESQ and DNSMOS tests (they skip where these are not installed).
+        'test': ['pytest', 'selenium'] + MPI + METRICS + MOS,
     },
 )

@@ -38,6 +38,10 @@ For each (:mod:`common.metrics` states the conventions):
 - ``f0_rmse_cents``, ``vuv_error``, ``f0_correlation``: the wave's WORLD F0 (``--f0-method``,
   at 8000 Hz, 5 ms frames) against the reference's: RMSE in cents and Pearson correlation on
   the frames voiced in both, the fraction of all frames whose voicing differs.
+- ``dnsmos_ovrl_change``, with ``--dnsmos`` only (the ``mos`` extra): the wave's DNSMOS P.835
+  overall score (a non-intrusive estimate of a listener's rating, the model speechmos ships)
+  minus the reference's.  A difference, not the scores: DNSMOS was trained on wideband noisy
+  speech, and every wave here is band-limited (and the demo voices synthetic).
 
 And for the network's output spectrogram itself: ``spectrogram_mse`` (the training loss, here on
 whole utterances) and ``spectrogram_lsd_db``.  Each number is computed per utterance and averaged
@@ -82,6 +86,9 @@ F0_MEASURES = ('f0_rmse_cents', 'vuv_error', 'f0_correlation')
 #: The numbers of each rendering, in the table's order; 'pesq_nb' only where the pesq package
 #: is installed (the `metrics` extra).
 MEASURES = ('mcd_db', 'lsd_db', 'spectral_convergence', 'stoi', 'estoi', 'pesq_nb') + F0_MEASURES
+#: With --dnsmos (the `mos` extra), also: the rendering's DNSMOS P.835 overall score minus the
+#: reference's.
+DNSMOS_MEASURE = 'dnsmos_ovrl_change'
 #: Long utterances are measured in segments of SEGMENT_FRAMES frames (51.2 s), each with
 #: MARGIN_FRAMES (5.12 s, more than Griffin-Lim's 100 iterations reach: one frame each) of
 #: context on either side.  Both are multiples of ALIGN = 160 frames, the least multiple of the
@@ -123,10 +130,11 @@ class _Sums:
         self.power = []  # WORLD frame power of the recording, for the silent-frame rule
         self.f0 = []  # WORLD F0 of the reference, the input with its true phase
         self.renderings = {key: {'lsd': [], 'mcd': [], 'sc_error': 0.0, 'f0': [],
-                                 'stoi': [], 'estoi': [], 'pesq_nb': []}
+                                 'stoi': [], 'estoi': [], 'pesq_nb': [], DNSMOS_MEASURE: []}
                            for key, _ in RENDERINGS}
         self.target_energy = 0.0
         self.pesq = False
+        self.dnsmos = False
 
     def result(self):
         power = numpy.concatenate(self.power)
@@ -148,6 +156,8 @@ class _Sums:
             }
             if self.pesq:
                 result[key]['pesq_nb'] = _weighted_mean(sums['pesq_nb'])
+            if self.dnsmos:
+                result[key][DNSMOS_MEASURE] = _weighted_mean(sums[DNSMOS_MEASURE])
             for measure in F0_MEASURES:
                 result[key][measure] = pitch[measure]
         return result
@@ -164,7 +174,8 @@ def _weighted_mean(scores):
 
 def evaluate_utterance(model, wave, device=None,
                        griffin_lim_iterations=tools.GRIFFIN_LIM_ITERATIONS, f0_method=F0_METHOD,
-                       segment_frames=None, margin_frames=None, progress=None, pesq=None):
+                       segment_frames=None, margin_frames=None, progress=None, pesq=None,
+                       dnsmos=False):
     """The numbers of one 16 kHz utterance (raw, any scale): a dict of floats, one dict per
     rendering (None where a number is undefined: no voiced frame, no speech for STOI).
 
@@ -185,11 +196,14 @@ def evaluate_utterance(model, wave, device=None,
     at most ``segment_frames`` frames is one segment: the same numbers as measuring it whole.
     ``progress(seconds done, seconds)``, if given, is called after each segment.
     ``pesq``: measure narrowband PESQ (default: where the pesq package is installed).
+    ``dnsmos``: measure each rendering's DNSMOS overall score minus the reference's
+    (seconds-weighted over segments, as PESQ).
     """
     scaled = sp.normalize_batch(numpy.asarray(wave, dtype=numpy.float32)[None])[0][0]
     frames = sp.n_frames(len(scaled))
     sums = _Sums()
     sums.pesq = metrics.pesq_unavailable() is None if pesq is None else bool(pesq)
+    sums.dnsmos = bool(dnsmos)
     for context_start, start, stop, context_stop in segments(frames, segment_frames,
                                                              margin_frames):
         offset = context_start * sp.HOP_LENGTH
@@ -242,6 +256,7 @@ def _measure(model, piece, start, stop, last, sums, device, griffin_lim_iteratio
     clean = true_phase_input[samples]
     windows = metrics.stoi_windows(clean)
     seconds = len(clean) / sp.SAMPLE_RATE
+    clean_quality = metrics.dnsmos_overall(clean) if sums.dnsmos else None
     for key, wave in waves.items():
         rendering = sums.renderings[key]
         rendered = tools.recording_spectrogram(wave)[inside]
@@ -256,6 +271,9 @@ def _measure(model, piece, start, stop, last, sums, device, griffin_lim_iteratio
                                                         extended=extended), windows))
         if sums.pesq:
             rendering['pesq_nb'].append((metrics.pesq_narrowband(clean, wave[samples]), seconds))
+        if sums.dnsmos:
+            rendering[DNSMOS_MEASURE].append(
+                (metrics.dnsmos_overall(wave[samples]) - clean_quality, seconds))
 
 
 def _round(value):
@@ -302,9 +320,14 @@ def average(results):
 
 
 def evaluate(folder, dataset_path=None, gpu=-1, max_files=None,
-             griffin_lim_iterations=tools.GRIFFIN_LIM_ITERATIONS, f0_method=F0_METHOD, log=print):
-    """Evaluate a finished run on its validation utterances; writes and returns evaluation.json."""
+             griffin_lim_iterations=tools.GRIFFIN_LIM_ITERATIONS, f0_method=F0_METHOD, log=print,
+             dnsmos=False):
+    """Evaluate a finished run on its validation utterances; writes and returns evaluation.json.
+
+    dnsmos: also the DNSMOS change of each rendering (ToolError where it cannot run)."""
     summary = tools.check_folder(folder)
+    if dnsmos and metrics.dnsmos_unavailable():
+        raise tools.ToolError('--dnsmos: ' + metrics.dnsmos_unavailable())
     if dataset_path is None:
         dataset_path = (summary.get('dataset') or {}).get('path')
         if not dataset_path:
@@ -335,7 +358,7 @@ def evaluate(folder, dataset_path=None, gpu=-1, max_files=None,
                 log('%s: %.0f of %.0f s measured' % (name, done, seconds))
 
         result = evaluate_utterance(model, wave, device, griffin_lim_iterations, f0_method,
-                                    progress=progress, pesq=not pesq_skipped)
+                                    progress=progress, pesq=not pesq_skipped, dnsmos=dnsmos)
         _check_finite(result)
         results.append(result)
         names.append(relative.replace(os.sep, '/'))
@@ -394,6 +417,7 @@ TABLE_ROWS = {
     'stoi': ('STOI', 1, 3),
     'estoi': ('ESTOI', 1, 3),
     'pesq_nb': ('PESQ (narrowband)', 1, 2),
+    DNSMOS_MEASURE: ('DNSMOS OVRL change', 1, 2),
     'f0_rmse_cents': ('F0 RMSE cents', 1, 1),
     'vuv_error': ('V/UV error %', 100, 1),
     'f0_correlation': ('F0 correlation', 1, 3),
@@ -443,6 +467,9 @@ def table(evaluation):
                  'reference.  F0 (WORLD %s at %d Hz, 5 ms frames) against the reference\'s: '
                  'RMSE and correlation on frames voiced in both, V/UV error on all frames.'
                  % (evaluation.get('f0_method', F0_METHOD), MCD_SAMPLE_RATE))
+    if any(DNSMOS_MEASURE in evaluation[key] for key, _ in RENDERINGS):
+        lines.append('DNSMOS OVRL change: DNSMOS P.835 overall score of the rendering minus the '
+                     'reference\'s (speechmos\' model).')
     for measure, reason in evaluation.get('skipped', {}).items():
         lines.append('%s skipped: %s' % (TABLE_ROWS.get(measure, (measure,))[0], reason))
     return '\n'.join(lines)
@@ -450,7 +477,7 @@ def table(evaluation):
 
 def _main(args):
     evaluation = evaluate(args.results, args.dataset, args.gpu, args.max_files,
-                          args.griffin_lim_iterations, args.f0_method)
+                          args.griffin_lim_iterations, args.f0_method, dnsmos=args.dnsmos)
     print()
     print(table(evaluation))
     print('written to %s' % os.path.join(args.results, FILENAME))
@@ -471,6 +498,10 @@ def main(argv=None):
                         '(robust; the slowest step, about 0.2 s per second of audio and '
                         'rendering on one core) or dio with stonemask (about 50 times faster, '
                         'more octave errors) (default: %(default)s)')
+    parser.add_argument('--dnsmos', action='store_true',
+                        help='also the DNSMOS P.835 overall score of each rendering minus the '
+                        'reference\'s (needs the mos extra; about 1 s of CPU per second of '
+                        'audio and rendering)')
     tools.add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.max_files is not None and args.max_files < 1:

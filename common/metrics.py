@@ -419,3 +419,64 @@ def f0_measures(reference_f0, test_f0):
     if both.sum() >= 2 and numpy.ptp(reference_f0[both]) > 0 and numpy.ptp(test_f0[both]) > 0:
         result['f0_correlation'] = float(numpy.corrcoef(reference_f0[both], test_f0[both])[0, 1])
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Non-intrusive quality estimate: DNSMOS P.835 (optional, the `mos` extra)
+
+DNSMOS_RATE = 16000
+DNSMOS_WINDOW = 9.01  # seconds the model takes at once; windows start every second
+DNSMOS_MODEL = ('speechmos', 'dnsmos_models/sig_bak_ovr.onnx')
+# speechmos' mapping of the model's raw overall score to the P.835 OVRL scale (not personalised)
+DNSMOS_OVERALL_POLYNOMIAL = (-0.06766283, 1.11546468, 0.04602535)
+DNSMOS_INSTALL = 'pip install -e ".[mos]"'
+_dnsmos_session = []
+
+
+def dnsmos_unavailable():
+    """None when DNSMOS can be computed here, otherwise the reason, in one line."""
+    try:
+        _dnsmos()
+    except (ImportError, OSError) as error:
+        return 'DNSMOS needs the speechmos and onnxruntime packages (%s); %s' % (
+            ' '.join(str(error).split()), DNSMOS_INSTALL)
+    return None
+
+
+def _dnsmos():
+    """The ONNX session of DNSMOS P.835 (the model file that speechmos ships), loaded once."""
+    if not _dnsmos_session:
+        import importlib.resources
+        import onnxruntime
+        package, name = DNSMOS_MODEL
+        model = importlib.resources.files(package).joinpath(name)
+        if not model.is_file():
+            raise OSError('%s has no %s' % (package, name))
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1  # the tools' one thread per process (README)
+        options.inter_op_num_threads = 1
+        _dnsmos_session.append(onnxruntime.InferenceSession(
+            model.read_bytes(), options, providers=['CPUExecutionProvider']))
+    return _dnsmos_session[0]
+
+
+def dnsmos_overall(wave, sample_rate=DNSMOS_RATE):
+    """DNSMOS P.835 overall quality (OVRL, about 1..5) of a wave, as speechmos' dnsmos.run
+    computes it: a wave shorter than 9.01 s is repeated until it is as long, the model scores
+    each 9.01 s window starting every second, its raw overall score is mapped by speechmos'
+    polynomial, and the windows' mean is returned.  Non-intrusive (no reference); trained on
+    16 kHz noisy and noise-suppressed speech, so on this experiment's band-limited, partly
+    synthetic speech only differences between renderings of one recording mean something."""
+    session = _dnsmos()
+    wave = resample(_wave(wave), sample_rate, DNSMOS_RATE).astype(numpy.float32)
+    window = int(DNSMOS_WINDOW * DNSMOS_RATE)
+    while len(wave) < window:
+        wave = numpy.append(wave, wave)
+    name = session.get_inputs()[0].name
+    overall = []
+    for index in range(int(numpy.floor(len(wave) / DNSMOS_RATE) - DNSMOS_WINDOW) + 1):
+        # speechmos' own expressions, so the windows are exactly its
+        piece = wave[int(index * DNSMOS_RATE):int((index + DNSMOS_WINDOW) * DNSMOS_RATE)]
+        if len(piece) >= window:
+            overall.append(session.run(None, {name: piece[None]})[0][0][2])
+    return float(numpy.mean(numpy.polyval(DNSMOS_OVERALL_POLYNOMIAL, overall)))

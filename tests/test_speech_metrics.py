@@ -155,3 +155,27 @@ def test_f0_rmse_of_a_pitch_shifted_copy_is_the_shift(method):
     assert measures['f0_correlation'] > 0.99
     assert measures['vuv_error'] < 0.02
     assert measures['voiced_frames'] > 0.95 * len(contours[0])
+
+
+# -- DNSMOS (the mos extra) --------------------------------------------------------------------
+
+def test_dnsmos_is_speechmos_own_score(utterance):
+    """Reference values: speechmos 0.0.1.1's own dnsmos.run (with librosa 0.11 and onnxruntime
+    1.32, in a separate environment, without network) on these two waves: 2.383873 and
+    2.087126.  DNSMOS needs no reference wave; 10 dB of white noise lowers it."""
+    pytest.importorskip('onnxruntime', reason='the mos extra is not installed')
+    pytest.importorskip('speechmos', reason='the mos extra is not installed')
+    assert metrics.dnsmos_unavailable() is None
+    noisy = numpy.clip(with_noise(utterance, 10), -1, 1)
+    assert metrics.dnsmos_overall(utterance) == pytest.approx(2.383873, abs=1e-3)
+    assert metrics.dnsmos_overall(noisy) == pytest.approx(2.087126, abs=1e-3)
+    # 8 kHz input is resampled to the model's 16 kHz (band-limiting to 4 kHz moves it ~0.1)
+    low = metrics.resample(utterance, sp.SAMPLE_RATE, 8000)
+    assert metrics.dnsmos_overall(low, 8000) == pytest.approx(2.383873, abs=0.2)
+
+
+def test_without_the_mos_extra_dnsmos_says_why(monkeypatch):
+    monkeypatch.setitem(sys.modules, 'onnxruntime', None)
+    monkeypatch.setattr(metrics, '_dnsmos_session', [])
+    reason = metrics.dnsmos_unavailable()
+    assert 'speechmos and onnxruntime' in reason and '.[mos]' in reason and '\n' not in reason
