@@ -312,13 +312,6 @@ def _f0(wave, f0_method):
     return metrics.f0_contour(wave, MCD_SAMPLE_RATE, f0_method)[0]
 
 
-def average(results):
-    """Mean over utterances of each number of :func:`evaluate_utterance`'s dicts."""
-    summary = summarize(results, [str(i) for i in range(len(results))])
-    del summary['confidence_95'], summary['per_utterance']
-    return summary
-
-
 def evaluate(folder, dataset_path=None, gpu=-1, max_files=None,
              griffin_lim_iterations=tools.GRIFFIN_LIM_ITERATIONS, f0_method=F0_METHOD, log=print,
              dnsmos=False):
