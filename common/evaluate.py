@@ -1,6 +1,7 @@
 """Objective quality of a trained AutoEncoder on its validation utterances.
 
     python -m common.evaluate results/<id> [--dataset DIR] [--gpu N] [--max-files N]
+                              [--f0-method harvest|dio] [--dnsmos]
 
 The validation split is recreated as training made it: ``load_corpus(dataset, seed=<the run's
 seed>)`` (dataset: the run's, from summary.json, unless --dataset names another folder).  Each
@@ -478,9 +479,10 @@ def _main(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog=PROG, description='Spectrogram MSE, log-spectral distance and mel-cepstral '
-        'distortion of a trained AutoEncoder on its validation utterances; writes '
-        'evaluation.json into the results folder.')
+        prog=PROG, description='Spectrogram MSE, log-spectral distance, mel-cepstral '
+        'distortion, STOI, ESTOI, narrowband PESQ and F0 errors of a trained AutoEncoder on its '
+        'validation utterances, with 95 % confidence intervals; writes evaluation.json into '
+        'the results folder.')
     parser.add_argument('results', help='results folder of a finished run')
     parser.add_argument('--dataset', '-d', default=None, metavar='DIR',
                         help='corpus folder (default: the run\'s, from summary.json)')
@@ -493,8 +495,9 @@ def main(argv=None):
                         'more octave errors) (default: %(default)s)')
     parser.add_argument('--dnsmos', action='store_true',
                         help='also the DNSMOS P.835 overall score of each rendering minus the '
-                        'reference\'s (needs the mos extra; about 1 s of CPU per second of '
-                        'audio and rendering)')
+                        'reference\'s (needs the mos extra; slow: four waves per utterance, '
+                        'each scored in 9 s windows starting every second, about 6 s of CPU '
+                        'for a short utterance)')
     tools.add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.max_files is not None and args.max_files < 1:
