@@ -90,6 +90,14 @@ t of the other; a frame is voiced where its F0 is > 0.
 - ``vuv_error``: the fraction of all frames (silence included) whose voicing differs.
 - ``f0_correlation``: Pearson's correlation of F0 in Hz on the frames voiced in both; None with
   fewer than two such frames or a flat contour.
+
+DNSMOS (:func:`dnsmos_overall`), optional: the ``mos`` extra
+-----------------------------------------------------------
+DNSMOS P.835's overall score (OVRL) from the ONNX model that speechmos 0.0.1.1 ships, run by
+onnxruntime with speechmos' windows (9.01 s every second, short waves repeated) and mapping:
+the same score as ``speechmos.dnsmos.run``.  Non-intrusive: it sees the test wave only, at
+16 kHz, and was trained on wideband noisy speech; on these band-limited renderings only the
+change from the reference's score is reported, and it is no fidelity measure.
 """
 import math
 
