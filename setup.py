@@ -67,6 +67,8 @@ def _add_to_wheel(path, name, data):
 
 
 MPI = ['mpi4py', 'mpich']
+METRICS = ['pesq']
+MOS = ['speechmos', 'onnxruntime']
 
 setup(
     name='bc7db4a2-reproduction',
@@ -93,6 +95,8 @@ setup(
         # and README texts as CommonMark with raw HTML off.
         'jinja2>=3.1',
         'markdown-it-py>=3',
+        # STOI and ESTOI in common.evaluate (numpy and scipy only; its bands stop near 4.3 kHz).
+        'pystoi',
     ],
     extras_require={
         # CuPy 14 for CUDA 12 with its CUDA libraries from the package index ([ctk]: cuBLAS, cuFFT,
@@ -105,7 +109,15 @@ setup(
         # Data-parallel training with ChainerMN (common/distributed.py): mpi4py and an MPI that
         # pip installs (MPICH, with mpiexec), for machines without a system MPI.
         'mpi': MPI,
-        # selenium: the HTML report's headless-browser test; MPI: the 2-process tests.
-        'test': ['pytest', 'selenium'] + MPI,
+        # Narrowband PESQ in common.evaluate: the ITU-T P.862 reference code, built from source
+        # (no wheels), so it needs a C compiler; without it evaluate skips PESQ and says why.
+        'metrics': METRICS,
+        # DNSMOS P.835 (common.evaluate --dnsmos): the ONNX model that speechmos ships (it is
+        # loaded from there; speechmos' own module, which needs librosa, is not imported) run
+        # by onnxruntime.  Wheels only, no download at run time.
+        'mos': MOS,
+        # selenium: the HTML report's headless-browser test; MPI: the 2-process tests; METRICS,
+        # MOS: the PESQ and DNSMOS tests (they skip where these are not installed).
+        'test': ['pytest', 'selenium'] + MPI + METRICS + MOS,
     },
 )

@@ -35,7 +35,8 @@ import numpy
 import common  # noqa: F401
 import chainer
 
-from common import audio, cli, dataset, evaluate, inference, measures, preview, report, runs
+from common import audio, cli, confidence, dataset, evaluate, inference, measures, preview, report
+from common import runs
 from common import plot  # noqa: F401  (matplotlib on its Agg backend, files only)
 from common import spectrogram as sp
 from common import files
@@ -326,6 +327,31 @@ def differences(loaded):
     return rows
 
 
+NOT_SUPPORTED = '(n.s.)'
+SIGNIFICANCE_NOTE = (
+    '{}: the paired t-test over the validation utterances this run and the first both measured '
+    '(evaluation.json, per_utterance) does not support a difference from the first run\'s '
+    'number (95 %; common/confidence.py).'.format(NOT_SUPPORTED))
+
+
+def paired_significance(first, other):
+    """{metric: :class:`common.confidence.PairedDifference` of other - first} for each number
+    that both runs' evaluation.json hold per utterance, paired by file over the utterances both
+    measured; {} where either has no per-utterance values (no or an older evaluation.json)."""
+    evaluations = [confidence.read_evaluation(run.folder, report.MAX_EVALUATION_BYTES)
+                   for run in (first, other)]
+    if None in evaluations:
+        return {}
+    return confidence.compare_evaluations(*evaluations)
+
+
+def _metric_cell(run, key, measure, difference):
+    cell = report.format_number(run.metrics.get(key), measure.digits)
+    if difference is not None and difference.supported is False:
+        cell += ' ' + NOT_SUPPORTED
+    return cell
+
+
 def results(loaded):
     """[(name, [text per run], description)]: summary.json's results, the MSE on the real
     utterance, then every number of evaluation.json that a run has; rows without any value are
@@ -345,13 +371,22 @@ def results(loaded):
         keys += [key for key in run.metrics if key not in keys]
     bookkeeping = [key for key in keys if '.' not in key and key in measures.MEASURES
                    and measures.MEASURES[key].better is None]  # utterances, seconds: last
+    differences = [paired_significance(loaded[0], run) if index else {}
+                   for index, run in enumerate(loaded)]
     for key in (measures.order([key for key in keys if key not in bookkeeping])
                 + measures.order(bookkeeping)):
         measure = measures.measure(key)
-        rows.append((measures.label(key), [report.format_number(run.metrics.get(key),
-                                                                measure.digits)
-                                           for run in loaded], measure.description))
+        rows.append((measures.label(key), [_metric_cell(run, key, measure, difference.get(key))
+                                           for run, difference in zip(loaded, differences)],
+                     measure.description))
     return rows
+
+
+def significance_note(tables):
+    """SIGNIFICANCE_NOTE when some cell of ``tables`` is marked NOT_SUPPORTED, else ''."""
+    marked = any(NOT_SUPPORTED in cell for _, rows in tables for _, cells, _ in rows
+                 for cell in cells)
+    return SIGNIFICANCE_NOTE if marked else ''
 
 
 def summary_tables(loaded):
@@ -361,7 +396,8 @@ def summary_tables(loaded):
 
 def write_table(out, loaded, tables, utterances_note):
     text = report.render_template('comparison.md', runs=loaded, tables=tables,
-                                  note=utterances_note, spectrograms=SPECTROGRAMS)
+                                  note=utterances_note, spectrograms=SPECTROGRAMS,
+                                  significance=significance_note(tables))
     with files.atomic_write(os.path.join(out, TABLE), 'w', encoding='utf-8') as f:
         f.write(text)
     return text
@@ -402,6 +438,7 @@ def compare(folders, out, device=None, force=False, excerpts=DEFAULT_EXCERPTS,
     page = report.render_template(
         'compare.html', title='Comparison: {}'.format(', '.join(run.label for run in loaded)),
         runs=loaded, tables=tables, rows=rows, note=note, learning_curves=LEARNING_CURVES,
+        significance=significance_note(tables),
         spectrograms=SPECTROGRAMS, table=TABLE, sample=sample,
         with_lr=any(report.lr_changes(run.log) for run in loaded),
         griffin_lim_iterations=griffin_lim_iterations,

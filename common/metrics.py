@@ -1,5 +1,6 @@
 """Objective quality of reconstructed speech: mel-cepstral distortion, log-spectral distance,
-spectral convergence.
+spectral convergence, intelligibility (STOI, ESTOI), perceptual quality (narrowband PESQ) and
+pitch (F0 error in cents, voicing errors, F0 correlation).
 
 The record's author could not hear whether bc7db4a2 sounds better than c9335bce; these numbers
 answer that with the field's usual tools (WORLD through pyworld, SPTK through pysptk).
@@ -47,6 +48,56 @@ Griffin-Lim of a spectrogram, how consistent the wave is with it (0 = perfect). 
 wave's magnitudes are clipped at the spectrogram's floor as M is (the wave a spectrogram was
 computed from then scores exactly 0); clip=False is
 :func:`common.spectrogram.spectral_convergence` unchanged.
+
+Common to the measures below
+----------------------------
+- Alignment: reference and test are renderings of one recording, time-aligned sample for
+  sample and of the same length (a different length is refused); nothing is time-warped.
+  (PESQ aligns delays itself, as P.862 does; between renderings of one spectrogram there are
+  none.)
+- Rates: the waves are 16 kHz and band-limited to 0-4000 Hz (the spectrogram's band).  Each
+  measure resamples them to its own rate: STOI to 10 kHz (pystoi; its 15 third-octave bands,
+  150 Hz to 4.3 kHz, cover the band), PESQ to 8 kHz (narrowband mode), F0 is analysed at
+  8 kHz as the MCD is.
+- Scale: none of them depends on the waves' absolute level (STOI normalises each 384 ms
+  window, PESQ aligns levels, F0 ignores level); the test wave is compared as it is.
+
+STOI and ESTOI (:func:`stoi`), 0..1
+----------------------------------
+pystoi's implementation of Taal et al. (2011) and, extended, Jensen and Taal (2016).  Frames:
+256 samples (25.6 ms) at 10 kHz, hop 128; frames more than 40 dB below the reference's loudest
+are removed from both waves; the score is the mean over windows of 30 frames (384 ms) of the
+correlation of the third-octave envelopes (STOI: clipped at -15 dB SDR; ESTOI: normalised
+spectral rows and columns).  :func:`stoi_windows` counts the windows; a reference with fewer
+than 30 frames of speech has none and gets None.  A wave scores 1 against itself.
+
+Narrowband PESQ (:func:`pesq_narrowband`), MOS-LQO about 1.0 .. 4.55
+---------------------------------------------------------------------
+ITU-T P.862 (the ITU's reference code in the ``pesq`` package: the ``metrics`` extra, built
+from source with a C compiler; :func:`pesq_unavailable` says whether it can be imported), both
+waves at 8 kHz, the raw score mapped to MOS-LQO by P.862.1.  The experiment keeps 0-4 kHz, so
+narrowband (telephone band) is the matching mode: wideband PESQ would count the missing
+4-8 kHz of every rendering, the reference included.  A wave scores 4.549 against itself.  P.862
+is validated for 8-20 s samples; None where PESQ finds no speech.
+
+F0 (:func:`f0_measures` on contours of :func:`f0_contour`)
+------------------------------------------------------------
+WORLD F0 (harvest, or dio + stonemask) of each wave, 5 ms frames, frame t of one against frame
+t of the other; a frame is voiced where its F0 is > 0.
+- ``f0_rmse_cents``: on the frames voiced in both, 1200 log2(f0_test / f0_reference) in cents,
+  root mean square.  A copy shifted by s cents scores |s|; an octave error counts 1200, so a
+  few such frames dominate it.
+- ``vuv_error``: the fraction of all frames (silence included) whose voicing differs.
+- ``f0_correlation``: Pearson's correlation of F0 in Hz on the frames voiced in both; None with
+  fewer than two such frames or a flat contour.
+
+DNSMOS (:func:`dnsmos_overall`), optional: the ``mos`` extra
+-----------------------------------------------------------
+DNSMOS P.835's overall score (OVRL) from the ONNX model that speechmos 0.0.1.1 ships, run by
+onnxruntime with speechmos' windows (9.01 s every second, short waves repeated) and mapping:
+the same score as ``speechmos.dnsmos.run``.  Non-intrusive: it sees the test wave only, at
+16 kHz, and was trained on wideband noisy speech; on these band-limited renderings only the
+change from the reference's score is reported, and it is no fidelity measure.
 """
 import math
 
@@ -270,3 +321,170 @@ def spectral_convergence(target_spectrogram, wave, clip=True):
     rendered = rendered[:, sp.FIRST_BIN:sp.FIRST_BIN + sp.BINS].astype(numpy.float64)
     magnitude = magnitude.astype(numpy.float64)
     return float(numpy.linalg.norm(rendered - magnitude) / numpy.linalg.norm(magnitude))
+
+
+# ---------------------------------------------------------------------------------------------
+# Intelligibility (STOI, ESTOI), perceptual quality (narrowband PESQ), pitch (F0, voicing)
+
+
+def _same_length(reference, test):
+    reference, test = _wave(reference, 'reference'), _wave(test, 'test wave')
+    if len(reference) != len(test):
+        raise ValueError('test wave has %d samples, the reference %d: the measures compare '
+                         'time-aligned waves of the same length' % (len(test), len(reference)))
+    return reference, test
+
+
+def _pystoi():
+    import importlib
+    return importlib.import_module('pystoi.stoi'), importlib.import_module('pystoi.utils')
+
+
+def stoi_windows(reference, sample_rate=sp.SAMPLE_RATE):
+    """How many short-time windows (30 frames of 25.6 ms, 384 ms) STOI averages over for this
+    reference: its 10 kHz frames less the silent ones (more than 40 dB below the loudest), less
+    29.  0 when there are fewer than 30 frames of speech, where STOI is undefined.  The weight of
+    a segment when a long recording's STOI is combined from its segments'."""
+    module, utils = _pystoi()
+    wave = _wave(reference, 'reference')
+    if int(sample_rate) != module.FS:
+        wave = utils.resample_oct(wave, module.FS, int(sample_rate))
+    wave, _ = utils.remove_silent_frames(wave, wave, module.DYN_RANGE, module.N_FRAME,
+                                         module.N_FRAME // 2)
+    frames = len(range(0, len(wave) - module.N_FRAME, module.N_FRAME // 2))  # as utils.stft
+    return max(0, frames - module.N + 1)
+
+
+def stoi(reference, test, sample_rate=sp.SAMPLE_RATE, extended=False):
+    """STOI (Taal et al. 2011) of a test wave against a time-aligned reference, through pystoi;
+    ESTOI (Jensen and Taal 2016) with extended=True.  About 0..1, higher is more intelligible;
+    a wave against itself scores 1.  None where the reference has fewer than 30 frames of speech
+    (:func:`stoi_windows` is 0)."""
+    reference, test = _same_length(reference, test)
+    if stoi_windows(reference, sample_rate) == 0:
+        return None
+    import pystoi
+    return float(pystoi.stoi(reference, test, int(sample_rate), extended=bool(extended)))
+
+
+PESQ_RATE = 8000  # narrowband PESQ: the experiment's spectrogram keeps 0-4000 Hz
+PESQ_INSTALL = 'pip install -e ".[metrics]", which needs a C compiler'
+
+
+def pesq_unavailable():
+    """None when narrowband PESQ can be computed here, otherwise the reason, in one line."""
+    try:
+        import pesq  # noqa: F401
+    except ImportError as error:
+        return 'the pesq package cannot be imported (%s); %s' % (error, PESQ_INSTALL)
+    return None
+
+
+def pesq_narrowband(reference, test, sample_rate=sp.SAMPLE_RATE):
+    """Narrowband PESQ (ITU-T P.862 through the pesq package, MOS-LQO by P.862.1's mapping,
+    about 1.0 to 4.55) of a test wave against a time-aligned reference, both resampled to
+    8000 Hz.  A wave against itself scores 4.55.  P.862 aligns the levels and the delays itself.
+    None where PESQ finds no speech in the reference or the wave is too short for it."""
+    import pesq
+    reference, test = _same_length(reference, test)
+    if not reference.any():  # the pesq package would divide by zero
+        return None
+    reference = resample(reference, sample_rate, PESQ_RATE)
+    test = resample(test, sample_rate, PESQ_RATE)
+    try:
+        return float(pesq.pesq(PESQ_RATE, reference, test, 'nb'))
+    except (pesq.NoUtterancesError, pesq.BufferTooShortError):
+        return None
+
+
+CENTS_PER_OCTAVE = 1200
+
+
+def f0_measures(reference_f0, test_f0):
+    """Pitch of a test wave against a reference, from two frame-aligned F0 contours (Hz, 0 in
+    unvoiced frames; WORLD's, :func:`f0_contour`).  A dict of:
+
+    - ``f0_rmse_cents``: sqrt(mean((1200 log2(f0_test / f0_reference)) ** 2)) over the frames
+      voiced in both (None when there are none);
+    - ``vuv_error``: the fraction of all frames whose voicing (f0 > 0) differs;
+    - ``f0_correlation``: Pearson's correlation of the F0 in Hz over the frames voiced in both
+      (None with fewer than 2 such frames or a constant F0 on either side);
+    - ``voiced_frames``: how many frames are voiced in both.
+    """
+    reference_f0 = numpy.asarray(reference_f0, dtype=numpy.float64)
+    test_f0 = numpy.asarray(test_f0, dtype=numpy.float64)
+    if reference_f0.ndim != 1 or reference_f0.shape != test_f0.shape or not reference_f0.size:
+        raise ValueError('F0 contours must be non-empty 1-D arrays of the same length, got '
+                         'shapes %s and %s' % (reference_f0.shape, test_f0.shape))
+    reference_voiced, test_voiced = reference_f0 > 0, test_f0 > 0
+    both = reference_voiced & test_voiced
+    result = {'f0_rmse_cents': None, 'vuv_error': float(numpy.mean(reference_voiced
+                                                                   != test_voiced)),
+              'f0_correlation': None, 'voiced_frames': int(both.sum())}
+    if both.any():
+        cents = CENTS_PER_OCTAVE * numpy.log2(test_f0[both] / reference_f0[both])
+        result['f0_rmse_cents'] = float(numpy.sqrt(numpy.mean(cents * cents)))
+    if both.sum() >= 2 and numpy.ptp(reference_f0[both]) > 0 and numpy.ptp(test_f0[both]) > 0:
+        result['f0_correlation'] = float(numpy.corrcoef(reference_f0[both], test_f0[both])[0, 1])
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Non-intrusive quality estimate: DNSMOS P.835 (optional, the `mos` extra)
+
+DNSMOS_RATE = 16000
+DNSMOS_WINDOW = 9.01  # seconds the model takes at once; windows start every second
+DNSMOS_MODEL = ('speechmos', 'dnsmos_models/sig_bak_ovr.onnx')
+# speechmos' mapping of the model's raw overall score to the P.835 OVRL scale (not personalised)
+DNSMOS_OVERALL_POLYNOMIAL = (-0.06766283, 1.11546468, 0.04602535)
+DNSMOS_INSTALL = 'pip install -e ".[mos]"'
+_dnsmos_session = []
+
+
+def dnsmos_unavailable():
+    """None when DNSMOS can be computed here, otherwise the reason, in one line."""
+    try:
+        _dnsmos()
+    except (ImportError, OSError) as error:
+        return 'DNSMOS needs the speechmos and onnxruntime packages (%s); %s' % (
+            ' '.join(str(error).split()), DNSMOS_INSTALL)
+    return None
+
+
+def _dnsmos():
+    """The ONNX session of DNSMOS P.835 (the model file that speechmos ships), loaded once."""
+    if not _dnsmos_session:
+        import importlib.resources
+        import onnxruntime
+        package, name = DNSMOS_MODEL
+        model = importlib.resources.files(package).joinpath(name)
+        if not model.is_file():
+            raise OSError('%s has no %s' % (package, name))
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1  # the tools' one thread per process (README)
+        options.inter_op_num_threads = 1
+        _dnsmos_session.append(onnxruntime.InferenceSession(
+            model.read_bytes(), options, providers=['CPUExecutionProvider']))
+    return _dnsmos_session[0]
+
+
+def dnsmos_overall(wave, sample_rate=DNSMOS_RATE):
+    """DNSMOS P.835 overall quality (OVRL, about 1..5) of a wave, as speechmos' dnsmos.run
+    computes it: a wave shorter than 9.01 s is repeated until it is as long, the model scores
+    each 9.01 s window starting every second, its raw overall score is mapped by speechmos'
+    polynomial, and the windows' mean is returned.  Non-intrusive (no reference); trained on
+    16 kHz noisy and noise-suppressed speech, so on this experiment's band-limited, partly
+    synthetic speech only differences between renderings of one recording mean something."""
+    session = _dnsmos()
+    wave = resample(_wave(wave), sample_rate, DNSMOS_RATE).astype(numpy.float32)
+    window = int(DNSMOS_WINDOW * DNSMOS_RATE)
+    while len(wave) < window:
+        wave = numpy.append(wave, wave)
+    name = session.get_inputs()[0].name
+    overall = []
+    for index in range(int(numpy.floor(len(wave) / DNSMOS_RATE) - DNSMOS_WINDOW) + 1):
+        # speechmos' own expressions, so the windows are exactly its
+        piece = wave[int(index * DNSMOS_RATE):int((index + DNSMOS_WINDOW) * DNSMOS_RATE)]
+        if len(piece) >= window:
+            overall.append(session.run(None, {name: piece[None]})[0][0][2])
+    return float(numpy.mean(numpy.polyval(DNSMOS_OVERALL_POLYNOMIAL, overall)))

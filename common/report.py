@@ -48,7 +48,7 @@ from common import files, measures, runs
 
 INDEX = 'index.html'
 EVALUATION = 'evaluation.json'
-MAX_EVALUATION_BYTES = 2 ** 20  # evaluation.json holds a few dozen numbers
+MAX_EVALUATION_BYTES = 2 ** 24  # means, intervals and per-utterance values (~360 bytes each)
 MAX_README_BYTES = 2 ** 20
 MAX_PAGE_BYTES = 16 * 2 ** 20  # an index.html read back to see who wrote it
 #: The experiment log's mark: an index.html holding it was written by this module, and may be

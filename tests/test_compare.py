@@ -242,3 +242,47 @@ def test_flatten_numbers_and_formats():
     assert report.format_number(102054657) == '102,054,657'
     assert report.format_number(None) == '-'
     assert report.markdown_cell('a|b\nc') == 'a\\|b c'
+
+
+def test_differences_the_utterances_do_not_support_are_marked(c9335bce_run, tmp_path):
+    """A real evaluation (3 validation utterances) in three runs: the same run again is "no
+    difference" in every number; a run whose STOI is 0.05 higher on every utterance differs
+    there, and only there."""
+    from common import evaluate, measures
+    first = copy_run(c9335bce_run, tmp_path / 'first')
+    evaluate.evaluate(str(first), max_files=3, griffin_lim_iterations=2, f0_method='dio',
+                      log=lambda line: None)
+    same = copy_run(first, tmp_path / 'same')
+    better = copy_run(first, tmp_path / 'better')
+    with open(better / 'evaluation.json') as f:
+        evaluation = json.load(f)
+    key = 'autoencoder_true_phase'
+    evaluation[key]['stoi'] += 0.05
+    evaluation['per_utterance'][key]['stoi'] = [
+        value + 0.05 for value in evaluation['per_utterance'][key]['stoi']]
+    with open(better / 'evaluation.json', 'w') as f:
+        json.dump(evaluation, f)
+
+    differences = compare.paired_significance(*compare.load_runs([str(first), str(same)]))
+    assert {'spectrogram_mse', 'griffin_lim_input.mcd_db', key + '.stoi'} <= set(differences)
+    for name, difference in differences.items():
+        if difference.n:  # 0: undefined in every utterance (no voiced frame in the output)
+            assert difference.n == 3 and difference.verdict() == 'no difference shown', name
+
+    out = tmp_path / 'out'
+    assert compare.main([str(first), str(same), str(better), '--out', str(out)]) == 0
+    text = (out / compare.TABLE).read_text()
+    _, results = tables(text)['Results']
+    stoi = measures.label(key + '.stoi')
+    measured = [name for name in results if 'STOI' in name or '(dB)' in name]
+    assert stoi in measured and len(measured) >= 7
+    for name in measured:
+        cells = results[name]
+        assert compare.NOT_SUPPORTED not in cells[0]  # the first run: the baseline
+        assert cells[1].endswith(compare.NOT_SUPPORTED), name  # the same numbers again
+        if name == stoi:
+            assert compare.NOT_SUPPORTED not in cells[2]  # higher on every utterance
+        else:
+            assert cells[2].endswith(compare.NOT_SUPPORTED), name
+    assert compare.SIGNIFICANCE_NOTE in ' '.join(text.split())
+    assert compare.NOT_SUPPORTED in (out / compare.PAGE).read_text()
