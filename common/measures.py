@@ -34,6 +34,23 @@ MEASURES = collections.OrderedDict([
     ('spectral_convergence', Measure(
         'spectral convergence', '', 'lower', 3,
         '|| |STFT(wave)| - M || / ||M||, M the input spectrogram\'s magnitudes')),
+    ('stoi', Measure(
+        'STOI', '', 'higher', 3,
+        'short-time objective intelligibility against the input with its true phase (pystoi)')),
+    ('estoi', Measure(
+        'ESTOI', '', 'higher', 3, 'extended STOI (pystoi, extended=True)')),
+    ('pesq_nb', Measure(
+        'PESQ (narrowband)', 'MOS-LQO', 'higher', 3,
+        'ITU-T P.862 narrowband at 8 kHz against the input with its true phase')),
+    ('f0_rmse_cents', Measure(
+        'F0 RMSE', 'cents', 'lower', 3, 'pitch error on frames voiced in both (WORLD F0)')),
+    ('vuv_error', Measure(
+        'V/UV error', '', 'lower', 3, 'fraction of frames whose voicing differs')),
+    ('f0_correlation', Measure(
+        'F0 correlation', '', 'higher', 3, 'Pearson correlation of F0 on frames voiced in both')),
+    ('dnsmos_ovrl_change', Measure(
+        'DNSMOS overall, change', '', 'higher', 3,
+        'DNSMOS P.835 overall score of the rendering minus the reference\'s (--dnsmos)')),
     ('files', Measure('utterances evaluated', '', None, 4, 'validation utterances measured')),
     ('validation_files', Measure('validation utterances', '', None, 4,
                                  'utterances in the validation split')),
@@ -69,6 +86,8 @@ RESULTS = collections.OrderedDict([
 HYPERPARAMETERS = collections.OrderedDict([
     ('optimizer', 'optimizer'),
     ('lr', 'learning rate'),
+    ('lr_decay_epochs', 'learning rate decayed after epochs'),
+    ('lr_decay_factor', 'learning rate decay factor'),
     ('alpha', 'RMSprop alpha'),
     ('eps', 'RMSprop eps'),
     ('eps_inside_sqrt', 'eps inside the square root'),
