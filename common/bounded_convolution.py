@@ -148,12 +148,14 @@ def conv_forward(x, W, b, geometry):
                     out[...] = z[:, i, j, :, i:i + ho, j:j + wo]
                 else:
                     out += z[:, i, j, :, i:i + ho, j:j + wo]
+            del padded, z  # before the next chunk's are made
     else:
         k = c * g.kh * g.kw
         wm = W.reshape(o, k)
         for start, stop in _chunks(n, size * (c * hp * wp + (k + o) * ho * wo)):
             col = _col(xp, x[start:stop], g, ho, wo)
             y[start:stop].transpose(1, 0, 2, 3)[...] = (wm @ col).reshape(o, -1, ho, wo)
+            del col
     if b is not None:
         y += b.reshape(1, o, 1, 1)
     return y
@@ -184,6 +186,7 @@ def conv_backward_data(gy, W, geometry, out_hw):
     for start, stop in _chunks(n, gy.dtype.itemsize * ((o + k) * ho * wo + 2 * c * hp * wp)):
         gcol = wmt @ _channels_first(xp, gy[start:stop])
         gx[start:stop] = _col2im(xp, gcol, g, stop - start, c, h, w, ho, wo)
+        del gcol
     return gx
 
 
@@ -209,6 +212,7 @@ def conv_backward_filter(x, gy, geometry):
             for i, j in g.taps:
                 shifted[:, i, j, :, i:i + ho, j:j + wo] = gyt
             acc += shifted.reshape(o * g.kh * g.kw, -1) @ padded.reshape(c, -1).T
+            del padded, shifted, gyt
         return xp.ascontiguousarray(acc.reshape(o, g.kh, g.kw, c).transpose(0, 3, 1, 2))
     k = c * g.kh * g.kw
     acc = xp.zeros((o, k), dtype=x.dtype)
