@@ -353,7 +353,9 @@ def _results_section(folder, summary, metrics):
         ('final validation MSE', format_number(summary.get('final_validation_mse'))),
     ]
     if summary.get('peak_gpu_memory_mib') is not None:
-        rows.append(('peak GPU memory', '{} MiB'.format(summary['peak_gpu_memory_mib'])))
+        rows.append(('peak GPU memory in use', '{} MiB'.format(summary['peak_gpu_memory_mib'])))
+    if summary.get('gpu_memory_pool_mib') is not None:
+        rows.append(("CuPy's memory pool", '{} MiB'.format(summary['gpu_memory_pool_mib'])))
     parts = [_table(rows)]
     if metrics:
         parts.append('<h3>Audio metrics (<a href="{0}">{0}</a>)</h3>'.format(EVALUATION))

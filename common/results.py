@@ -325,9 +325,10 @@ def write_summary(path, experiment_id, args, corpus, trainer, comm=None):
     on_gpu = device.xp is not numpy
     log = trainer.get_extension('LogReport').log
     last = log[-1] if log else {}
-    peak = None
-    if on_gpu:
-        peak = trainer.get_extension('peak_gpu_memory').peak_bytes / 2 ** 20
+    peak = pool = None
+    if on_gpu:  # the peak in use, and the size CuPy's pool reached (freed blocks included)
+        memory = trainer.get_extension('peak_gpu_memory')
+        peak, pool = memory.peak_bytes / 2 ** 20, memory.pool_bytes / 2 ** 20
     environment = env.describe()
     summary = {
         'experiment': experiment_id,
@@ -349,6 +350,9 @@ def write_summary(path, experiment_id, args, corpus, trainer, comm=None):
         'device': str(device),
         'gpu': environment['gpu'] if on_gpu else None,
         'peak_gpu_memory_mib': None if peak is None else round(peak, 1),
+        'gpu_memory_pool_mib': None if pool is None else round(pool, 1),
+        'gpu_memory_limit_mib': getattr(args, 'gpu_memory_limit', None),
+        'tf32': bool(getattr(args, 'tf32', False)),
         'environment': environment,
         'iterations': trainer.updater.iteration,
         'epochs_completed': trainer.updater.epoch,
