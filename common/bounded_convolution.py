@@ -29,8 +29,8 @@ import numpy
 from chainer import backend
 
 #: Largest size of the temporaries of one step (one chunk of the minibatch), in bytes.  A GEMM on
-#: 64 MiB operands keeps a GPU busy; at bc7db4a2's minibatch 50, enc2 and dec2 take 15 samples per
-#: chunk, dec1 32, the other layers the whole minibatch.
+#: 64 MiB operands keeps a GPU busy; at bc7db4a2's minibatch 50 a chunk holds 9-11 samples in enc2
+#: and dec2, 20-24 in enc1 and dec1, 28-36 in enc3-5 and dec3-5, the whole minibatch elsewhere.
 CHUNK_BYTES = 64 * 2 ** 20
 
 _FORCE = {'chunk': None, 'side': None}
