@@ -14,7 +14,7 @@ import numpy
 import common  # noqa: F401
 import chainer
 
-from common import audio, dataset, env, protocol
+from common import audio, dataset, env, gpu_memory, protocol
 
 
 #: A snapshot of bc7db4a2 is 816 MB (the model and RMSprop's state, 408 MB each): one every 5
@@ -36,8 +36,10 @@ class UsageError(Exception):
         self.everywhere = everywhere
 
 
-#: Errors a command reports as one line ("train.py: error: ..."), never as a traceback.
-ONE_LINE_ERRORS = (UsageError, dataset.CorpusError, audio.AudioError)
+#: Errors a command reports as one line ("train.py: error: ..."), never as a traceback (a GPU out
+#: of memory, past --gpu-memory-limit, included).
+ONE_LINE_ERRORS = (UsageError, dataset.CorpusError, audio.AudioError) + \
+    gpu_memory.out_of_memory_errors()
 
 
 def training_parser(experiment_id, description, *, epoch, batchsize, lr, **unrecorded):
@@ -136,7 +138,6 @@ def configure_gpu(args, device):
     os.environ['CUPY_TF32'] = '1' if getattr(args, 'tf32', False) else '0'
     limit = getattr(args, 'gpu_memory_limit', None)
     if limit is not None and device.xp is not numpy:
-        from common import gpu_memory
         gpu_memory.limit_pool(limit)
 
 

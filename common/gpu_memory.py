@@ -29,6 +29,16 @@ def pool():
     return _cupy().get_default_memory_pool()
 
 
+def out_of_memory_errors():
+    """The exception classes of a GPU out of memory (an empty tuple without CuPy), for
+    ``except``."""
+    try:
+        import cupy
+        return (cupy.cuda.memory.OutOfMemoryError,)
+    except Exception:  # noqa: BLE001  (no CuPy, or one that cannot load: nothing to catch)
+        return ()
+
+
 def limit_pool(mib):
     """Cap CuPy's default pool at ``mib`` MiB (None: no cap); returns the cap in bytes."""
     limit = 0 if mib is None else int(mib * MIB)

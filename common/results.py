@@ -20,7 +20,7 @@ import numpy
 import common  # noqa: F401
 import chainer
 
-from common import distributed, env, files, npz, report
+from common import distributed, env, files, gpu_memory, npz, report
 from common import extensions as ext
 from common import spectrogram as sp
 from common.cli import UsageError
@@ -206,6 +206,10 @@ class ResultsFolder:
             raise UsageError('cannot write into {} ({}{}); newest snapshot: {}'.format(
                 trainer.out, e.strerror or e, ': ' + str(e.filename) if e.filename else '',
                 kept[-1] if kept else 'none'))
+        except gpu_memory.out_of_memory_errors() as e:  # past --gpu-memory-limit, or the card's
+            kept = ext.snapshots(trainer.out)
+            raise UsageError('training stopped: out of GPU memory ({}); newest snapshot: {}'
+                             .format(env.one_line(e), kept[-1] if kept else 'none'))
 
     def finish(self, trainer, corpus):
         """Write log, model.npz, summary.json and index.html of a run that ended (rank 0).

@@ -144,6 +144,18 @@ def test_a_gpu_run_writes_the_complete_results_folder(gpu_run):
     assert summary['environment']['gpu'] == REPORT['gpu']
 
 
+@pytest.mark.parametrize('limit,where', [
+    (100, 'Out of memory allocating'),  # less than the weights (389 MiB): before training
+    (800, 'training stopped: out of GPU memory'),  # the weights, not their gradients: in it
+])
+def test_a_run_past_its_memory_cap_stops_with_one_line(tmp_path, limit, where):
+    result = run_experiment('bc7db4a2', *tiny_run_flags(0), '--out', str(tmp_path / 'capped'),
+                            '--gpu-memory-limit', str(limit))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and where in lines[0] and 'Traceback' not in result.stderr
+
+
 def resume(folder, tmp_path, gpu, *flags):
     """A copy of a finished 2-epoch run continued to epoch 3 on device ``gpu``; its summary."""
     out = tmp_path / 'resumed'
