@@ -54,7 +54,7 @@ def parse_args(argv=None):
     if args.gpu_memory_limit is not None:
         if args.gpu < 0:
             parser.error('--gpu-memory-limit caps the GPU memory pool: give --gpu N')
-        if args.gpu_memory_limit <= 0:
+        if not 0 < args.gpu_memory_limit < float('inf'):
             parser.error('--gpu-memory-limit must be positive (MiB)')
     return args
 

@@ -124,7 +124,7 @@ def add_gpu_flags(parser):
 
 def check_gpu_flags(parser, args):
     if args.gpu_memory_limit is not None:
-        if not args.gpu_memory_limit > 0:
+        if not 0 < args.gpu_memory_limit < float('inf'):
             parser.error('--gpu-memory-limit must be a positive number of MiB')
         if args.gpu < 0:
             parser.error('--gpu-memory-limit caps the GPU memory pool: give --gpu N')

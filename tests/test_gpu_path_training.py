@@ -147,6 +147,8 @@ def test_tf32_and_the_memory_cap_need_a_gpu(tmp_path):
     for flags, expected in ((['--tf32'], "--tf32 is a mode of the GPU's matrix products"),
                             (['--gpu-memory-limit', '2600'], '--gpu-memory-limit caps the GPU'),
                             (['--gpu', '0', '--gpu-memory-limit', '0'],
+                             '--gpu-memory-limit must be a positive number'),
+                            (['--gpu', '0', '--gpu-memory-limit', 'inf'],
                              '--gpu-memory-limit must be a positive number')):
         result = run_experiment('c9335bce', *TINY_RUN, '--out', str(tmp_path / 'out'), *flags)
         assert result.returncode == 2, flags
