@@ -97,6 +97,7 @@ def main(argv=None):
     comm = distributed.create_communicator(args)  # None: one process, without MPI
     with results.ResultsFolder(args, EXPERIMENT, comm) as out:  # locked; never overwrites a run
         device = cli.get_device(distributed.device_of(args, comm))
+        cli.configure_gpu(args, device)  # --tf32, --gpu-memory-limit
         corpus = dataset.load_corpus(args.dataset, seed=args.seed, log=out.say)
         trainer = make_trainer(args, corpus, device, out.run_id, comm)
         out.resume(trainer)  # with --resume: model, optimizer, iterators, log from the snapshot

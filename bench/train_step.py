@@ -16,8 +16,11 @@ Chainer's defaults otherwise).  Paths:
 
 On CPU the paths alternate iteration by iteration (so load from other processes hits them
 alike) after one warm-up iteration each, and the medians are compared.  On GPU the fast links
-run Chainer's own (cuDNN) kernels, so ``fast`` and ``stock`` are the same code there; each path
-runs on its own after an emptied CuPy memory pool, and the pool's size afterwards is its peak.
+compute with common/bounded_convolution.py's kernels (``conv`` and ``fast`` are the same code
+there: fast_normalization is CPU-only) and ``stock`` with Chainer's own im2col; each path runs on
+its own after an emptied CuPy memory pool, and reports its peak memory in use (a CuPy memory
+hook, common/gpu_memory.py) and the size its pool reached, separately (torch: its peak allocated
+and reserved memory).
 
     python bench/train_step.py [EXPERIMENT] [--batchsize 50] [--gpu -1] [--iterations 5]
                                [--threads N] [--paths stock,conv,fast] [--torch] [--timer]
@@ -50,8 +53,7 @@ def parse_args(argv=None):
     parser.add_argument('--threads', type=int, default=0,
                         help='CPU threads of BLAS and torch (default: all cores)')
     parser.add_argument('--paths', default=None,
-                        help='comma-separated Chainer paths among {} (default: stock,fast on '
-                             'CPU, fast on GPU, where they are the same code)'.format(
+                        help='comma-separated Chainer paths among {} (default: stock,fast)'.format(
                                  ', '.join(PATH_CONFIGS)))
     parser.add_argument('--torch', action='store_true',
                         help='also time the PyTorch reference in this process')
@@ -191,7 +193,7 @@ def main(argv=None):
         print('train_step.py: error: {}'.format(error), file=sys.stderr)
         sys.exit(2)
     gpu = device.xp is not numpy
-    names = (args.paths or ('fast' if gpu else 'stock,fast')).split(',')
+    names = (args.paths or 'stock,fast').split(',')
     if not names or any(name not in PATH_CONFIGS for name in names):
         sys.exit('--paths: some of {}'.format(', '.join(PATH_CONFIGS)))
     net_class = load_net_class(args.experiment)
@@ -220,23 +222,28 @@ def main(argv=None):
         makers.append(('torch', torch_path))
 
     times = {name: [] for name, _ in makers}
-    peak = {}
+    peak = {}  # the peak in use
+    pool_bytes = {}  # the size the memory pool reached: in use at the peak, and freed blocks
     paths = []
     if gpu:
         import cupy
+        from common import gpu_memory
         pool = cupy.get_default_memory_pool()
         for name, make in makers:  # one after the other, each with the memory to itself
             pool.free_all_blocks()
-            path = make()
-            for i in range(args.iterations + 1):
-                elapsed = timed(path)
-                if i:
-                    times[name].append(elapsed)
-                    print('{} iteration {}: {:.3f} s'.format(name, i, elapsed), flush=True)
+            meter = gpu_memory.Meter(device.xp)
+            with meter:
+                path = make()
+                for i in range(args.iterations + 1):
+                    elapsed = timed(path)
+                    if i:
+                        times[name].append(elapsed)
+                        print('{} iteration {}: {:.3f} s'.format(name, i, elapsed), flush=True)
             if isinstance(path, ChainerPath):
-                peak[name] = pool.total_bytes()  # the pool keeps what it once held: its peak
+                peak[name], pool_bytes[name] = meter.peak_bytes, meter.pool_bytes
             else:
                 peak[name] = path.torch.cuda.max_memory_allocated(path.device)
+                pool_bytes[name] = path.torch.cuda.max_memory_reserved(path.device)
             del path
     else:
         paths = [make() for _, make in makers]
@@ -254,8 +261,9 @@ def main(argv=None):
     for name, values in times.items():
         extra = ''
         if name in peak:
-            extra = ', peak {} memory {:.0f} MiB'.format(
-                'CuPy pool' if name != 'torch' else 'torch allocated', peak[name] / 2 ** 20)
+            extra = ', peak in use {:.0f} MiB, {} {:.0f} MiB'.format(
+                peak[name] / 2 ** 20, 'CuPy pool' if name != 'torch' else 'torch reserved',
+                pool_bytes[name] / 2 ** 20)
         print(report_line(name, values, args.batchsize, extra))
     ratios = {}
     for name in ('conv', 'fast'):
@@ -280,7 +288,7 @@ def main(argv=None):
             json.dump({'experiment': args.experiment, 'batchsize': args.batchsize,
                        'device': str(device), 'threads': threads, 'times': times,
                        'median_s': medians, 'ratios': ratios,
-                       'peak_memory_bytes': peak}, f, indent=1)
+                       'peak_memory_bytes': peak, 'pool_bytes': pool_bytes}, f, indent=1)
 
 
 def profile(paths):

@@ -9,10 +9,12 @@ import argparse
 import os
 import sys
 
+import numpy
+
 import common  # noqa: F401
 import chainer
 
-from common import audio, dataset, env, protocol
+from common import audio, dataset, env, gpu_memory, protocol
 
 
 #: A snapshot of bc7db4a2 is 816 MB (the model and RMSprop's state, 408 MB each): one every 5
@@ -34,8 +36,10 @@ class UsageError(Exception):
         self.everywhere = everywhere
 
 
-#: Errors a command reports as one line ("train.py: error: ..."), never as a traceback.
-ONE_LINE_ERRORS = (UsageError, dataset.CorpusError, audio.AudioError)
+#: Errors a command reports as one line ("train.py: error: ..."), never as a traceback (a GPU out
+#: of memory, past --gpu-memory-limit, included).
+ONE_LINE_ERRORS = (UsageError, dataset.CorpusError, audio.AudioError) + \
+    gpu_memory.out_of_memory_errors()
 
 
 def training_parser(experiment_id, description, *, epoch, batchsize, lr, **unrecorded):
@@ -89,6 +93,7 @@ def training_parser(experiment_id, description, *, epoch, batchsize, lr, **unrec
     parser.add_argument('--snapshots-kept', type=int, default=SNAPSHOTS_KEPT,
                         help='newest snapshots kept in --out (default: %(default)s; 0: remove '
                              'them when the run has finished, so it cannot be continued)')
+    add_gpu_flags(parser)
     return parser
 
 
@@ -125,7 +130,42 @@ def parse_training_args(parser, argv=None):
         parser.error('--lr must be positive')
     if not 0 < args.lr_decay_factor <= 1:
         parser.error('--lr-decay-factor must be in (0, 1]')
+    check_gpu_flags(parser, args)
     return args
+
+
+# The GPU's memory cap and TF32 (issue 19) -----------------------------------------------------
+
+def add_gpu_flags(parser):
+    """--gpu-memory-limit and --tf32 (checked by :func:`check_gpu_flags`, applied by
+    :func:`configure_gpu`)."""
+    parser.add_argument('--gpu-memory-limit', type=float, default=None, metavar='MIB',
+                        help="cap CuPy's memory pool at MIB MiB, so that the run proves it fits a "
+                             "card (the record's had 3017 MiB, about 2600 of them free for the "
+                             'run); past the cap the run stops with an error')
+    parser.add_argument('--tf32', action='store_true',
+                        help="let cuBLAS multiply float32 matrices in TF32 (CUPY_TF32=1): faster "
+                             "on recent GPUs, but not the record's float32 arithmetic; off by "
+                             'default (CUPY_TF32=0 for the run), recorded in summary.json')
+
+
+def check_gpu_flags(parser, args):
+    if args.gpu_memory_limit is not None:
+        if not 0 < args.gpu_memory_limit < float('inf'):
+            parser.error('--gpu-memory-limit must be a positive number of MiB')
+        if args.gpu < 0:
+            parser.error('--gpu-memory-limit caps the GPU memory pool: give --gpu N')
+    if args.tf32 and args.gpu < 0:
+        parser.error('--tf32 is a mode of the GPU\'s matrix products: give --gpu N')
+
+
+def configure_gpu(args, device):
+    """Apply --tf32 (CUPY_TF32, read by CuPy at its first float32 matrix product, so before
+    anything is computed) and --gpu-memory-limit (on ``device``, once it is current)."""
+    os.environ['CUPY_TF32'] = '1' if getattr(args, 'tf32', False) else '0'
+    limit = getattr(args, 'gpu_memory_limit', None)
+    if limit is not None and device.xp is not numpy:
+        gpu_memory.limit_pool(limit)
 
 
 def get_device(gpu):

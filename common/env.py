@@ -6,6 +6,7 @@ Chainer use CUDA here, and if not, why not (``cuda_usable``, ``cuda_problem``, `
 :func:`common.cli.get_device` turns the same answer into the one-line error of ``--gpu N``.
 """
 import importlib.util
+import os
 import platform
 import sys
 
@@ -166,6 +167,7 @@ def describe(gpu=None):
     info['chainer_cudnn_enabled'] = bool(chainer.backends.cuda.cudnn_enabled)
     info['cudnn_in_use'] = bool(info['cuda_usable'] and
                                 chainer.backends.cuda.should_use_cudnn('>=auto'))
+    info['cupy_tf32'] = os.environ.get('CUPY_TF32')  # '1': cuBLAS multiplies float32 in TF32
     info['compat_patches'] = list(compat.APPLIED)
     info['silenced_warnings'] = list(compat.SILENCED)
     return info

@@ -4,7 +4,8 @@
 - :class:`SnapshotOnInterrupt` turns Ctrl-C and SIGTERM into "finish this iteration, snapshot,
   stop".
 - :class:`RunIdentity` puts the experiment and the run into every snapshot.
-- :class:`PeakGPUMemory` follows the CuPy memory pool's size (the record's 3017 MiB card).
+- :class:`PeakGPUMemory` follows the GPU memory in use and CuPy's pool (the record's 3017 MiB
+  card).
 - :func:`snapshot`: Chainer's trainer snapshot, uncompressed, named ``snapshot_iter_N``.
 - :func:`loss_plot`: Chainer's PlotReport of the learning curve (``loss.png``).
 - :func:`every_epochs`: the trigger of snapshots and previews.
@@ -19,8 +20,11 @@ import signal
 
 import common  # noqa: F401
 import chainer
+from chainer import backend
 from chainer.training import extension
 from chainer.training import extensions
+
+from common import gpu_path
 
 #: Snapshot file names; :func:`snapshots` finds them.
 SNAPSHOT = 'snapshot_iter_{.updater.iteration}'
@@ -63,8 +67,10 @@ def _label_loss_plot(figure, axes, summary):
 
 
 class NonFiniteLoss(Exception):
-    def __init__(self, value, epoch, iteration):
-        super().__init__('loss became {} at epoch {}, iteration {}'.format(value, epoch, iteration))
+    def __init__(self, value, epoch, iteration, seen_at=None):
+        super().__init__('loss became {} at epoch {}, iteration {}{}'.format(
+            value, epoch, iteration,
+            '' if seen_at in (None, iteration) else ' (read at iteration {})'.format(seen_at)))
 
 
 class Interrupted(Exception):
@@ -72,27 +78,69 @@ class Interrupted(Exception):
 
 
 class StopOnNonFinite(extension.Extension):
-    """Raise :class:`NonFiniteLoss` as soon as ``key`` is NaN or Inf.
+    """Raise :class:`NonFiniteLoss` when ``key`` turns NaN or Inf, before anything of a broken
+    model is written.
 
     It runs before the log, the previews and the snapshots of the iteration, so the epoch's
     snapshot is not taken of a broken model: the last good snapshot stays the newest one.  It
     runs after ChainerMN's ObservationAggregator (an editor), so under MPI every worker sees
     the same global loss and they all stop at the same iteration.
+
+    On the CPU it reads the loss every iteration.  On the GPU path (CuPy arrays, or NumPy under
+    common/gpu_path.py's switch) reading a value to the host waits for the GPU to finish the
+    iteration, and the CPU could not prepare the next minibatch meanwhile.  There the extension
+    keeps, on the device and without waiting, the first iteration whose loss was not finite, and
+    reads it (:meth:`check`) only where something could be written of a broken model or much
+    work be lost: at the end of every epoch (where train.py's snapshots, previews, evaluation and
+    log entries fall, and where the run ends), every ``interval`` iterations, and before
+    :class:`SnapshotOnInterrupt` writes its snapshot.  ``host_reads`` counts the reads.
     """
     trigger = (1, 'iteration')
     priority = extension.PRIORITY_EDITOR - 50
 
-    def __init__(self, key='main/loss'):
+    def __init__(self, key='main/loss', interval=100):
         self.key = key
+        self.interval = interval
+        self.host_reads = 0
+        self._first = None  # on the device: (iteration, epoch, loss) of the first non-finite one
 
     def __call__(self, trainer):
+        updater = trainer.updater
         value = trainer.observation.get(self.key)
-        if value is None:
+        if value is not None:
+            array = chainer.as_array(value)
+            if not gpu_path.takes_gpu_path(array):
+                self.host_reads += 1
+                loss = float(array)
+                if not math.isfinite(loss):
+                    raise NonFiniteLoss(loss, updater.epoch_detail, updater.iteration)
+                return
+            self._remember(array, updater)
+        if updater.is_new_epoch or updater.iteration % self.interval == 0:
+            self.check(trainer)
+
+    def _remember(self, loss, updater):
+        xp = backend.get_array_module(loss)
+        if self._first is None:
+            self._first = xp.full(3, -1.0)
+        here = xp.asarray([updater.iteration, updater.epoch_detail, 0.0])
+        here[2] = loss
+        self._first = xp.where((self._first[0] < 0) & ~xp.isfinite(loss), here, self._first)
+
+    def check(self, trainer):
+        """Read the first non-finite loss seen so far to the host; raise :class:`NonFiniteLoss`
+        if there is one."""
+        if self._first is None:
             return
-        value = float(chainer.as_array(value))  # one scalar from the GPU per iteration
-        if not math.isfinite(value):
-            updater = trainer.updater
-            raise NonFiniteLoss(value, updater.epoch_detail, updater.iteration)
+        self.host_reads += 1
+        iteration, epoch, loss = (float(v) for v in backend.CpuDevice().send(self._first))
+        if iteration >= 0:
+            raise NonFiniteLoss(loss, epoch, int(iteration), seen_at=trainer.updater.iteration)
+
+
+def _extensions_of(trainer, kind):
+    return [entry.extension for entry in trainer._extensions.values()
+            if isinstance(entry.extension, kind)]
 
 
 class SnapshotOnInterrupt(extension.Extension):
@@ -137,6 +185,8 @@ class SnapshotOnInterrupt(extension.Extension):
             from mpi4py import MPI
             requested = self.comm.mpi_comm.allreduce(requested or '', op=MPI.MAX) or None
         if requested:
+            for stop in _extensions_of(trainer, StopOnNonFinite):
+                stop.check(trainer)  # a snapshot of a broken model must not become the newest
             if self.snapshot is not None and not os.path.exists(
                     os.path.join(trainer.out, SNAPSHOT.format(trainer))):
                 self.snapshot(trainer)
@@ -170,22 +220,45 @@ class RunIdentity(extension.Extension):
 
 
 class PeakGPUMemory(extension.Extension):
-    """Largest size of CuPy's default memory pool seen after any iteration, in bytes."""
+    """The run's GPU memory: the peak in use (``peak_bytes``) and the largest size of CuPy's pool
+    (``pool_bytes``), in bytes.
+
+    The peak in use comes from a CuPy memory hook (common/gpu_memory.py) that sees every
+    allocation and release of the training loop's thread, evaluation and previews included: what
+    a card must hold.  The pool keeps freed blocks for reuse, so its size is larger: what the run
+    took from the card.  Neither needs the GPU to finish its work (no synchronization).
+    """
     trigger = (1, 'iteration')
 
     def __init__(self):
         self.peak_bytes = 0
+        self.pool_bytes = 0
+        self._hook = None
+
+    def initialize(self, trainer):
+        from common import gpu_memory
+        if self._hook is None:
+            self._hook = gpu_memory.PeakInUse()
+            self._hook.__enter__()
 
     def __call__(self, trainer):
-        import cupy
-        self.peak_bytes = max(self.peak_bytes, cupy.get_default_memory_pool().total_bytes())
+        from common import gpu_memory
+        self._hook.resynchronize()
+        self.peak_bytes = max(self.peak_bytes, self._hook.peak)
+        self.pool_bytes = max(self.pool_bytes, gpu_memory.pool().total_bytes())
+
+    def finalize(self):
+        if self._hook is not None:
+            self._hook.__exit__(None, None, None)
+            self._hook = None
 
     def serialize(self, serializer):
-        try:
-            self.peak_bytes = int(serializer('peak_bytes', self.peak_bytes))
-        except KeyError:  # a snapshot written on the CPU (no peak in it) resumed on a GPU
-            if not isinstance(serializer, chainer.serializer.Deserializer):
-                raise
+        for key in ('peak_bytes', 'pool_bytes'):
+            try:
+                setattr(self, key, int(serializer(key, getattr(self, key))))
+            except KeyError:  # a snapshot written on the CPU (no peak in it) resumed on a GPU
+                if not isinstance(serializer, chainer.serializer.Deserializer):
+                    raise
 
 
 class StepDecay(extension.Extension):

@@ -30,9 +30,15 @@ The three products (forward, data gradient, filter gradient) are FunctionNodes w
 passes are built from each other, as in Chainer's own Convolution2DFunction, so gradients of any
 order are right.  :class:`Convolution2D` and :class:`Deconvolution2D` subclass the stock links
 (same parameters W, b with the same shapes and names, so model.npz files and snapshots load into
-either) and use the stock functions whenever this module does not apply: arrays that are not NumPy
-arrays (CuPy on GPU, ChainerX), dilation, groups, a channels-last layout, iDeep, dtypes other than
-float32/float64, or ``chainer.config.use_fast_convolution`` set to False.
+either).
+
+On CuPy arrays (the GPU) the same nodes compute with :mod:`common.bounded_convolution`'s kernels,
+written once with ``xp``, whose temporaries stay within a fixed budget (Chainer's own GPU
+convolution builds the im2col array of the whole minibatch, 2.4 GiB for dec1 at minibatch 50).
+Under :mod:`common.gpu_path`'s switch NumPy arrays take those kernels too, so the CPU runs the GPU
+path.  The stock functions run whenever this module does not apply: ChainerX arrays, dilation,
+groups, a channels-last layout, iDeep, dtypes other than float32/float64, or
+``chainer.config.use_fast_convolution`` set to False (on CPU and GPU alike).
 """
 import collections
 import contextlib
@@ -44,9 +50,14 @@ import common  # noqa: F401  (Chainer compatibility)
 import chainer
 import chainer.functions as F
 import chainer.links as L
+from chainer import backend
 from chainer import function_node
+from chainer.backends import cuda
 from chainer.backends import intel64
 from chainer.utils import type_check
+
+from common import bounded_convolution
+from common import gpu_path
 
 #: Output positions per sample (out_h * out_w) below which the whole minibatch is one GEMM.
 ROWS_BELOW = 256
@@ -364,23 +375,39 @@ def conv_backward_filter(x, gy, geometry):
 # ------------------------------------------------------------------------------------------------
 
 def _contiguous(a):
-    return numpy.ascontiguousarray(a)
+    return backend.get_array_module(a).ascontiguousarray(a)
+
+
+#: The kernels of the CPU path (this module's functions above); the GPU path's are
+#: common/bounded_convolution.py's functions of the same names.
+CPU_KERNELS = collections.namedtuple(
+    'Kernels', 'conv_forward conv_backward_data conv_backward_filter')(
+        conv_forward, conv_backward_data, conv_backward_filter)
 
 
 class _ConvolutionNode(function_node.FunctionNode):
-    """What the convolution nodes share: stride and pad, the geometry, the type checks.
+    """What the convolution nodes share: stride and pad, the kernels, the geometry, the type checks.
 
     ``W_IN_AXIS`` / ``W_OUT_AXIS``: the axes of W that hold the input and output channels
     ((out, in, kh, kw) for convolution, (in, out, kh, kw) for deconvolution, as in Chainer).
+    ``bounded``: compute with common/bounded_convolution.py's kernels (the GPU path), else with
+    this module's CPU kernels; None: as the first input's array module and common/gpu_path.py's
+    switch say at the first forward pass.  The nodes of the backward pass inherit it.
     """
     W_IN_AXIS, W_OUT_AXIS = 1, 0
 
-    def __init__(self, stride=1, pad=0):
+    def __init__(self, stride=1, pad=0, bounded=None):
         (self.sy, self.sx), (self.ph, self.pw) = _pair(stride), _pair(pad)
+        self.bounded = bounded
 
     @property
-    def stride_pad(self):
-        return (self.sy, self.sx), (self.ph, self.pw)
+    def kernels(self):
+        return bounded_convolution if self.bounded else CPU_KERNELS
+
+    @property
+    def options(self):
+        """Stride, pad and kernels: what the nodes of the backward pass are built with."""
+        return dict(stride=(self.sy, self.sx), pad=(self.ph, self.pw), bounded=self.bounded)
 
     def geometry(self, W_shape):
         return Geometry(W_shape[2], W_shape[3], self.sy, self.sx, self.ph, self.pw)
@@ -399,46 +426,49 @@ class _ConvolutionNode(function_node.FunctionNode):
                               b_type.shape[0] == w_type.shape[self.W_OUT_AXIS])
 
     def _retained_contiguous(self, inputs):
-        """(x, W, b or None) of forward_cpu, x and W C-contiguous and kept for backward."""
+        """(x, W, b or None) of forward, x and W C-contiguous and kept for backward."""
+        if self.bounded is None:
+            self.bounded = gpu_path.takes_gpu_path(inputs[0])
         self.retain_inputs((0, 1))
         b = inputs[2] if len(inputs) == 3 else None
         return _contiguous(inputs[0]), _contiguous(inputs[1]), b
 
 
 class Convolution2DFunction(_ConvolutionNode):
-    """y = conv(x, W) + b on NumPy arrays; Chainer's convolution_2d with cover_all=False."""
+    """y = conv(x, W) + b; Chainer's convolution_2d with cover_all=False."""
 
-    def forward_cpu(self, inputs):
+    def forward(self, inputs):
         x, W, b = self._retained_contiguous(inputs)
-        return conv_forward(x, W, b, self.geometry(W.shape)),
+        return self.kernels.conv_forward(x, W, b, self.geometry(W.shape)),
 
     def backward(self, indexes, grad_outputs):
         x, W = self.get_retained_inputs()
         gy, = grad_outputs
         ret = []
         if 0 in indexes:
-            ret.append(Deconvolution2DFunction(*self.stride_pad, x.shape[2:]).apply((gy, W))[0])
+            ret.append(Deconvolution2DFunction(outsize=x.shape[2:], **self.options)
+                       .apply((gy, W))[0])
         if 1 in indexes:
-            ret.append(Convolution2DGradW(*self.stride_pad, W.shape[2:]).apply((x, gy))[0])
+            ret.append(Convolution2DGradW(ksize=W.shape[2:], **self.options).apply((x, gy))[0])
         if 2 in indexes:
             ret.append(F.sum(gy, axis=(0, 2, 3)))
         return ret
 
 
 class Deconvolution2DFunction(_ConvolutionNode):
-    """y = deconv(x, W) + b on NumPy arrays, W (in, out, kh, kw) as Chainer's deconvolution_2d."""
+    """y = deconv(x, W) + b, W (in, out, kh, kw) as Chainer's deconvolution_2d."""
     W_IN_AXIS, W_OUT_AXIS = 0, 1
 
-    def __init__(self, stride=1, pad=0, outsize=None):
-        super().__init__(stride, pad)
+    def __init__(self, stride=1, pad=0, outsize=None, bounded=None):
+        super().__init__(stride, pad, bounded)
         self.outsize = None if outsize is None or outsize[0] is None else _pair(outsize)
 
-    def forward_cpu(self, inputs):
+    def forward(self, inputs):
         x, W, b = self._retained_contiguous(inputs)
         g = self.geometry(W.shape)
         if self.outsize is None:
             self.outsize = g.deconv_out_size(*x.shape[2:])
-        y = conv_backward_data(x, W, g, self.outsize)
+        y = self.kernels.conv_backward_data(x, W, g, self.outsize)
         if b is not None:
             y += b[:, None, None]
         return y,
@@ -448,9 +478,9 @@ class Deconvolution2DFunction(_ConvolutionNode):
         gy, = grad_outputs
         ret = []
         if 0 in indexes:
-            ret.append(Convolution2DFunction(*self.stride_pad).apply((gy, W))[0])
+            ret.append(Convolution2DFunction(**self.options).apply((gy, W))[0])
         if 1 in indexes:
-            ret.append(Convolution2DGradW(*self.stride_pad, W.shape[2:]).apply((gy, x))[0])
+            ret.append(Convolution2DGradW(ksize=W.shape[2:], **self.options).apply((gy, x))[0])
         if 2 in indexes:
             ret.append(F.sum(gy, axis=(0, 2, 3)))
         return ret
@@ -459,25 +489,27 @@ class Deconvolution2DFunction(_ConvolutionNode):
 class Convolution2DGradW(_ConvolutionNode):
     """gW = d conv(x, W) / dW contracted with gy; inputs (x, gy)."""
 
-    def __init__(self, stride, pad, ksize):
-        super().__init__(stride, pad)
+    def __init__(self, stride, pad, ksize, bounded=None):
+        super().__init__(stride, pad, bounded)
         self.kh, self.kw = _pair(ksize)
 
     def check_type_forward(self, in_types):
         type_check.expect(in_types.size() == 2)
 
-    def forward_cpu(self, inputs):
+    def forward(self, inputs):
         x, gy, _ = self._retained_contiguous(inputs)
-        return conv_backward_filter(x, gy, self.geometry((None, None, self.kh, self.kw))),
+        return self.kernels.conv_backward_filter(
+            x, gy, self.geometry((None, None, self.kh, self.kw))),
 
     def backward(self, indexes, grad_outputs):
         x, gy = self.get_retained_inputs()
         ggW, = grad_outputs
         ret = []
         if 0 in indexes:
-            ret.append(Deconvolution2DFunction(*self.stride_pad, x.shape[2:]).apply((gy, ggW))[0])
+            ret.append(Deconvolution2DFunction(outsize=x.shape[2:], **self.options)
+                       .apply((gy, ggW))[0])
         if 1 in indexes:
-            ret.append(Convolution2DFunction(*self.stride_pad).apply((x, ggW))[0])
+            ret.append(Convolution2DFunction(**self.options).apply((x, ggW))[0])
         return ret
 
 
@@ -490,23 +522,35 @@ def enabled():
     return getattr(chainer.config, CONFIG_KEY, True)
 
 
-def _applies(x, W, b=None):
-    """True when the fast CPU path computes this call: NumPy float arrays, fast path enabled.
+def _path(x, W, b=None):
+    """Which kernels compute this call: 'cpu' (this module's, NumPy arrays), 'bounded'
+    (common/bounded_convolution.py's: CuPy arrays, and NumPy arrays under common/gpu_path.py's
+    switch), or None (Chainer's stock functions).
 
     W may be an uninitialized Parameter (its array is None): a link initializes it first.
     """
     if not enabled():
-        return False
+        return None
     x, W, b = (None if a is None else chainer.as_array(a) for a in (x, W, b))
-    if type(x) is not numpy.ndarray or x.dtype.type not in DTYPES or x.ndim != 4:
-        return False  # CuPy, ChainerX, other dtypes, ... : the stock functions
+    if type(x) is numpy.ndarray:
+        if intel64.is_ideep_available() and chainer.config.use_ideep != 'never':
+            return None
+        path = 'bounded' if gpu_path.enabled() else 'cpu'
+    elif type(x) is cuda.ndarray:
+        path = 'bounded'
+    else:
+        return None  # ChainerX, iDeep arrays, ...: the stock functions
+    if x.dtype.type not in DTYPES or x.ndim != 4:
+        return None
     for a, ndim in ((W, 4), (b, 1)):
-        if a is not None and (type(a) is not numpy.ndarray or a.dtype != x.dtype
-                              or a.ndim != ndim):
-            return False
-    if intel64.is_ideep_available() and chainer.config.use_ideep != 'never':
-        return False
-    return True
+        if a is not None and (type(a) is not type(x) or a.dtype != x.dtype or a.ndim != ndim):
+            return None
+    return path
+
+
+def _applies(x, W, b=None):
+    """True when this module computes the call (on either path)."""
+    return _path(x, W, b) is not None
 
 
 def _inputs(x, W, b):
@@ -515,11 +559,12 @@ def _inputs(x, W, b):
 
 def convolution_2d(x, W, b=None, stride=1, pad=0, **kwargs):
     """F.convolution_2d, computed by :class:`Convolution2DFunction` where it applies."""
-    fast = (_applies(x, W, b) and not kwargs.get('cover_all', False)
+    path = _path(x, W, b)
+    fast = (path and not kwargs.get('cover_all', False)
             and _pair(kwargs.get('dilate', 1)) == (1, 1) and kwargs.get('groups', 1) == 1)
     if not fast:
         return F.convolution_2d(x, W, b, stride, pad, **kwargs)
-    y, = Convolution2DFunction(stride, pad).apply(_inputs(x, W, b))
+    y, = Convolution2DFunction(stride, pad, bounded=path == 'bounded').apply(_inputs(x, W, b))
     return y
 
 
@@ -538,16 +583,18 @@ def _inverts_convolution(x, W, stride, pad, outsize):
 
 def deconvolution_2d(x, W, b=None, stride=1, pad=0, outsize=None, **kwargs):
     """F.deconvolution_2d, computed by :class:`Deconvolution2DFunction` where it applies."""
-    fast = (_applies(x, W, b) and _pair(kwargs.get('dilate', 1)) == (1, 1)
+    path = _path(x, W, b)
+    fast = (path and _pair(kwargs.get('dilate', 1)) == (1, 1)
             and kwargs.get('groups', 1) == 1 and _inverts_convolution(x, W, stride, pad, outsize))
     if not fast:
         return F.deconvolution_2d(x, W, b, stride, pad, outsize, **kwargs)
-    y, = Deconvolution2DFunction(stride, pad, outsize).apply(_inputs(x, W, b))
+    y, = Deconvolution2DFunction(stride, pad, outsize, bounded=path == 'bounded').apply(
+        _inputs(x, W, b))
     return y
 
 
 class Convolution2D(L.Convolution2D):
-    """L.Convolution2D (same parameters) computed by :func:`convolution_2d` on CPU."""
+    """L.Convolution2D (same parameters) computed by :func:`convolution_2d`."""
 
     def forward(self, x):
         if (self.x_layout is not None or getattr(x, 'layout', None) is not None
@@ -559,7 +606,7 @@ class Convolution2D(L.Convolution2D):
 
 
 class Deconvolution2D(L.Deconvolution2D):
-    """L.Deconvolution2D (same parameters) computed by :func:`deconvolution_2d` on CPU."""
+    """L.Deconvolution2D (same parameters) computed by :func:`deconvolution_2d`."""
 
     def forward(self, x):
         if self.dilate != (1, 1) or self.groups != 1 or not _applies(x, self.W, self.b):

@@ -39,7 +39,8 @@ same persistent values avg_mean, avg_var and N, so model.npz files load into eit
 does not apply: arrays that are not NumPy arrays (CuPy on GPU, ChainerX), inputs that are not
 4-dimensional or are normalized over other axes than (0, 2, 3), dtypes other than
 float32/float64 or differing from the parameters', a link without gamma or beta, fine-tuning,
-iDeep, and ``chainer.using_config('use_fast_normalization', False)``.
+iDeep, ``chainer.using_config('use_fast_normalization', False)``, and NumPy arrays under
+:mod:`common.gpu_path`'s switch (which runs the GPU code path, Chainer's functions, on the CPU).
 """
 import concurrent.futures
 import os
@@ -54,6 +55,8 @@ import chainer.links as L
 from chainer import function_node
 from chainer.backends import intel64
 from chainer.utils import type_check
+
+from common import gpu_path
 
 CONFIG_KEY = 'use_fast_normalization'  # chainer.config.use_fast_normalization: False -> stock
 DTYPES = (numpy.float32, numpy.float64)
@@ -370,7 +373,7 @@ class ActivationBatchNormalization(function_node.FunctionNode):
 def _applies(z, gamma, beta):
     """True when this module computes the call: NumPy float arrays of matching dtype, 4-D input,
     fast path enabled, no iDeep."""
-    if not enabled():
+    if not enabled() or gpu_path.enabled():
         return False
     arrays = [None if a is None else chainer.as_array(a) for a in (z, gamma, beta)]
     if any(type(a) is not numpy.ndarray for a in arrays):

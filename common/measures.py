@@ -78,8 +78,12 @@ RESULTS = collections.OrderedDict([
                                    'training loss of the last epoch')),
     ('final_validation_mse', Measure('final validation MSE', '', 'lower', 4,
                                      'validation loss after the last epoch')),
-    ('peak_gpu_memory_mib', Measure('peak GPU memory', 'MiB', None, 6,
-                                    'peak of CuPy\'s memory pool')),
+    ('peak_gpu_memory_mib', Measure('peak GPU memory in use', 'MiB', None, 6,
+                                    'the most GPU memory the run\'s arrays held at once')),
+    ('gpu_memory_pool_mib', Measure('CuPy memory pool', 'MiB', None, 6,
+                                    'what CuPy\'s pool held from the GPU (in use + cached)')),
+    ('gpu_memory_limit_mib', Measure('GPU memory limit', 'MiB', None, 6,
+                                     '--gpu-memory-limit: the cap on CuPy\'s pool')),
 ])
 
 #: summary.json's hyper-parameters (common.results.hyperparameters): key -> reader's name.

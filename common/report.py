@@ -532,7 +532,8 @@ def render(folder):
                 'final_training_mse': record.get('final_mse', '')}
     results = [(measures.RESULTS[key].name, format_result(key, summary.get(key)),
                 recorded.get(key, '')) for key in measures.RESULTS
-               if key != 'peak_gpu_memory_mib' or summary.get(key) is not None]
+               if not key.startswith('gpu_memory') and key != 'peak_gpu_memory_mib'
+               or summary.get(key) is not None]
     headings, matrix, bookkeeping = metric_matrix(metrics)
     previews = []
     for sub, what in PREVIEWS:

@@ -20,7 +20,7 @@ import numpy
 import common  # noqa: F401
 import chainer
 
-from common import distributed, env, files, npz, report
+from common import distributed, env, files, gpu_memory, npz, report
 from common import extensions as ext
 from common import spectrogram as sp
 from common.cli import UsageError
@@ -206,6 +206,10 @@ class ResultsFolder:
             raise UsageError('cannot write into {} ({}{}); newest snapshot: {}'.format(
                 trainer.out, e.strerror or e, ': ' + str(e.filename) if e.filename else '',
                 kept[-1] if kept else 'none'))
+        except gpu_memory.out_of_memory_errors() as e:  # past --gpu-memory-limit, or the card's
+            kept = ext.snapshots(trainer.out)
+            raise UsageError('training stopped: out of GPU memory ({}); newest snapshot: {}'
+                             .format(env.one_line(e), kept[-1] if kept else 'none'))
 
     def finish(self, trainer, corpus):
         """Write log, model.npz, summary.json and index.html of a run that ended (rank 0).
@@ -328,9 +332,10 @@ def write_summary(path, experiment_id, args, corpus, trainer, comm=None):
     on_gpu = device.xp is not numpy
     log = trainer.get_extension('LogReport').log
     last = log[-1] if log else {}
-    peak = None
-    if on_gpu:
-        peak = trainer.get_extension('peak_gpu_memory').peak_bytes / 2 ** 20
+    peak = pool = None
+    if on_gpu:  # the peak in use, and the size CuPy's pool reached (freed blocks included)
+        memory = trainer.get_extension('peak_gpu_memory')
+        peak, pool = memory.peak_bytes / 2 ** 20, memory.pool_bytes / 2 ** 20
     environment = env.describe()
     summary = {
         'experiment': experiment_id,
@@ -352,6 +357,9 @@ def write_summary(path, experiment_id, args, corpus, trainer, comm=None):
         'device': str(device),
         'gpu': environment['gpu'] if on_gpu else None,
         'peak_gpu_memory_mib': None if peak is None else round(peak, 1),
+        'gpu_memory_pool_mib': None if pool is None else round(pool, 1),
+        'gpu_memory_limit_mib': getattr(args, 'gpu_memory_limit', None),
+        'tf32': bool(getattr(args, 'tf32', False)),
         'environment': environment,
         'iterations': trainer.updater.iteration,
         'epochs_completed': trainer.updater.epoch,

@@ -72,6 +72,7 @@ SUMMARY_FIELDS = (
     ('final_training_mse', _optional(_number), 'a number'),
     ('final_validation_mse', _optional(_number), 'a number'),
     ('peak_gpu_memory_mib', _optional(_number), 'a number'),
+    ('gpu_memory_pool_mib', _optional(_number), 'a number'),
     ('epochs_completed', _optional(_integer), 'an integer'),
     ('iterations', _optional(_integer), 'an integer'),
     ('command', _optional(lambda v: isinstance(v, str)), 'a string'),

@@ -7,6 +7,8 @@
   float32), and of the whole network with its MSE loss;
 * a model.npz written by the fast net loads into a net built with the stock links;
 * the stock functions still run wherever the fast path does not apply.
+
+tests/test_bounded_convolution.py covers the GPU path's kernels (CuPy, and NumPy under the switch).
 """
 import copy
 
@@ -374,9 +376,13 @@ def test_stock_functions_run_where_the_fast_path_does_not_apply():
 @pytest.mark.gpu
 @pytest.mark.skipif(not env.cuda_report(0)['cuda_usable'],
                     reason='no usable GPU: {}'.format(env.cuda_report(0)['cuda_problem']))
-def test_gpu_arrays_use_the_stock_functions():
+def test_gpu_arrays_use_the_bounded_kernels_or_the_stock_functions_when_switched_off():
     import cupy
     link = fc.Convolution2D(4, 4, 3)
     link.to_device('@cupy:0')
-    y = link(cupy.ones((2, 4, 6, 6), dtype=numpy.float32))
-    assert type(y.creator) is not fc.Convolution2DFunction and isinstance(y.array, cupy.ndarray)
+    x = cupy.ones((2, 4, 6, 6), dtype=numpy.float32)
+    y = link(x)
+    assert type(y.creator) is fc.Convolution2DFunction and y.creator.bounded
+    assert isinstance(y.array, cupy.ndarray)
+    with chainer.using_config('use_fast_convolution', False):
+        assert type(link(x).creator) is not fc.Convolution2DFunction

@@ -6,7 +6,9 @@ skipped elsewhere with the environment report's reason (``python -m common.env``
 - A tiny training run with ``--gpu 0`` writes the complete results folder.
 - A GPU snapshot resumes on the CPU, and a CPU snapshot on the GPU.
 - The model tools run on the GPU.
-- ``bench/train_step.py --gpu 0`` reports the peak of CuPy's memory pool at minibatch 50.
+- ``bench/train_step.py --gpu 0`` reports the peak in use and CuPy's pool at minibatch 50, for
+  Chainer's own convolutions and the bounded ones.
+- A run's summary.json records the peak in use, the pool, the pool's cap and TF32.
 
 Small batches keep it to a few minutes.  bench/gpu_machine.sh runs it on a GPU machine.
 """
@@ -122,7 +124,8 @@ def test_the_net_computes_on_the_gpu_what_it_computes_on_the_cpu(experiment, tra
 def gpu_run(tmp_path_factory):
     """The results folder of a finished tiny bc7db4a2 run with --gpu 0."""
     out = tmp_path_factory.mktemp('gpu') / 'bc7db4a2'
-    result = run_experiment('bc7db4a2', *tiny_run_flags(0), '--out', str(out))
+    result = run_experiment('bc7db4a2', *tiny_run_flags(0), '--out', str(out),
+                            '--gpu-memory-limit', '2600')
     assert result.returncode == 0, result.stderr[-3000:]
     return out
 
@@ -134,17 +137,31 @@ def test_a_gpu_run_writes_the_complete_results_folder(gpu_run):
         summary = json.load(f)
     assert summary['device'] == '@cupy:0'
     assert summary['gpu'] == REPORT['gpu']
-    assert summary['peak_gpu_memory_mib'] > 0
+    assert 3 * 102054657 * 4 / 2 ** 20 < summary['peak_gpu_memory_mib'] \
+        <= summary['gpu_memory_pool_mib'] <= summary['gpu_memory_limit_mib'] == 2600
+    assert summary['tf32'] is False and summary['environment']['cupy_tf32'] == '0'
     assert summary['environment']['cuda_usable'] is True
     assert summary['environment']['gpu'] == REPORT['gpu']
 
 
-def resume(folder, tmp_path, gpu):
+@pytest.mark.parametrize('limit,where', [
+    (100, 'Out of memory allocating'),  # less than the weights (389 MiB): before training
+    (800, 'training stopped: out of GPU memory'),  # the weights, not their gradients: in it
+])
+def test_a_run_past_its_memory_cap_stops_with_one_line(tmp_path, limit, where):
+    result = run_experiment('bc7db4a2', *tiny_run_flags(0), '--out', str(tmp_path / 'capped'),
+                            '--gpu-memory-limit', str(limit))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and where in lines[0] and 'Traceback' not in result.stderr
+
+
+def resume(folder, tmp_path, gpu, *flags):
     """A copy of a finished 2-epoch run continued to epoch 3 on device ``gpu``; its summary."""
     out = tmp_path / 'resumed'
     shutil.copytree(folder, out)
     result = run_experiment('bc7db4a2', *tiny_run_flags(gpu), '--epoch', '3', '--out', str(out),
-                            '--resume')
+                            '--resume', *flags)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'resumed from' in result.stdout
     with open(out / 'log') as f:
@@ -159,9 +176,10 @@ def test_a_gpu_snapshot_resumes_on_the_cpu(gpu_run, tmp_path):
     assert numpy.isfinite(summary['final_validation_mse'])
 
 
-def test_a_cpu_snapshot_resumes_on_the_gpu(bc7db4a2_run, tmp_path):
-    summary = resume(bc7db4a2_run, tmp_path, 0)
+def test_a_cpu_snapshot_resumes_on_the_gpu_with_tf32(bc7db4a2_run, tmp_path):
+    summary = resume(bc7db4a2_run, tmp_path, 0, '--tf32')
     assert summary['device'] == '@cupy:0' and summary['peak_gpu_memory_mib'] > 0
+    assert summary['tf32'] is True and summary['environment']['cupy_tf32'] == '1'
     assert numpy.isfinite(summary['final_validation_mse'])
 
 
@@ -177,17 +195,20 @@ def test_the_model_tools_run_on_the_gpu(gpu_run, tmp_path):
     assert (tmp_path / 'r.wav').stat().st_size == (tmp_path / 'd.wav').stat().st_size
 
 
-def test_the_bench_reports_the_peak_of_cupys_memory_pool_at_minibatch_50(tmp_path):
+def test_the_bench_reports_the_peak_in_use_and_cupys_pool_at_minibatch_50(tmp_path):
     out = tmp_path / 'bench.json'
     result = run('bench/train_step.py', 'bc7db4a2', '--gpu', '0', '--batchsize', '50',
                  '--iterations', '1', '--json', str(out))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert 'peak CuPy pool memory' in result.stdout
+    assert 'peak in use' in result.stdout and 'CuPy pool' in result.stdout
     with open(out) as f:
         bench = json.load(f)
     assert bench['device'] == '@cupy:0' and bench['batchsize'] == 50
-    peak = bench['peak_memory_bytes']['fast']
-    # The pool holds at least the weights, their gradients and RMSprop's mean squares.
-    assert peak >= 3 * 102054657 * 4
-    print('bc7db4a2, minibatch 50: peak of the CuPy memory pool {:.0f} MiB (record: a 3017 MiB '
-          'card)'.format(peak / 2 ** 20))
+    for path in ('stock', 'fast'):
+        peak, pool = bench['peak_memory_bytes'][path], bench['pool_bytes'][path]
+        # At least the weights, their gradients and RMSprop's mean squares are in use.
+        assert 3 * 102054657 * 4 <= peak <= pool
+        print('bc7db4a2, minibatch 50, {} convolutions: peak {:.0f} MiB in use, CuPy pool {:.0f} '
+              'MiB (record: a 3017 MiB card)'.format(path, peak / 2 ** 20, pool / 2 ** 20))
+    # dec1's im2col and tensordot's copy of it (2 x 2450 MiB) are what the bounded path saves.
+    assert bench['peak_memory_bytes']['stock'] - bench['peak_memory_bytes']['fast'] > 3 * 2 ** 30
