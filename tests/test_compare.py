@@ -171,7 +171,7 @@ def test_what_differs_names_every_differing_hyperparameter_and_the_schedule(
     names = list(results)  # quality first, what was measured on after it
     assert names.index('MCD, output through Griffin-Lim (dB)') < names.index(
         'utterances evaluated') == len(names) - 1
-    assert results['stoi, output through Griffin-Lim'] == ['0.5', '-']
+    assert results['STOI, output through Griffin-Lim'] == ['0.5', '-']
     assert results['iterations'] == ['4', '2']
     assert 'peak GPU memory' not in results
     for part in found.values():
