@@ -81,7 +81,8 @@ def make_trainer(args, corpus, device, run_id=None, comm=None):
         trainer.extend(extensions.ProgressBar(update_interval=1))
         if device.xp is not numpy:
             trainer.extend(ext.PeakGPUMemory(), name='peak_gpu_memory')
-        trainer.extend(preview.Preview(net, preview.samples(validation), device),
+        trainer.extend(preview.Preview(net, preview.samples(validation), device,
+                                       args.preview_interval),
                        name='preview', trigger=ext.every_epochs(args.preview_interval, args.epoch))
     return trainer
 

@@ -28,7 +28,7 @@ import re
 import sys
 import urllib.parse
 
-from common import files, runs
+from common import files, preview, runs
 
 INDEX = 'index.html'
 EVALUATION = 'evaluation.json'
@@ -361,6 +361,44 @@ def _results_section(folder, summary, metrics):
     return '\n'.join(parts)
 
 
+HISTORY_SCRIPT = """<script>
+document.querySelectorAll('button.play-in-order').forEach(function (button) {
+  button.addEventListener('click', function () {
+    var players = Array.from(button.parentNode.parentNode.querySelectorAll('audio'));
+    players.forEach(function (player, i) {
+      player.onended = i + 1 < players.length ? function () { players[i + 1].play(); } : null;
+    });
+    players[0].currentTime = 0;
+    players[0].play();
+  });
+});
+</script>"""
+
+
+def _history_section(folder):
+    """The preview history (:func:`common.preview.history`): each preview sample's output
+    spectrogram and audio per kept epoch, oldest first, and a button playing them in order."""
+    entries = preview.history(folder, [sub for sub, _ in PREVIEWS])
+    if not entries:
+        return ''
+    parts = []
+    for sub, what in PREVIEWS:
+        rows = []
+        for entry in entries:
+            image = entry['files'].get((sub, 'spectrogram_output.png'))
+            sound = entry['files'].get((sub, 'output.wav'))
+            rows.append('<tr><td>epoch {}</td><td>{}</td><td>{}</td></tr>'.format(
+                entry['epoch'],
+                _figure(folder, image, 'output, epoch {}'.format(entry['epoch']))
+                if image else '-',
+                '<audio controls preload="none" src="{}"></audio>'.format(_url(sound))
+                if sound else '-'))
+        parts.append('<div class="history"><h3>{}</h3>\n<p><button type="button" '
+                     'class="play-in-order">play in order</button></p>\n<table>\n{}\n</table>'
+                     '</div>'.format(html.escape(what), '\n'.join(rows)))
+    return '\n'.join(parts) + HISTORY_SCRIPT
+
+
 def render(folder):
     """The page of a finished results folder, as a string."""
     summary = runs.load_summary(folder)
@@ -400,6 +438,9 @@ def render(folder):
         audio.append('<h3>{}</h3>\n{}'.format(html.escape(what), _audio_table(folder, sub)))
     section('spectrograms', 'Spectrograms', '\n'.join(spectrograms))
     section('audio', 'Audio', '\n'.join(audio))
+    history = _history_section(folder)  # previews/epoch_<N>/ (common/preview.py)
+    if history:
+        section('preview-history', 'Preview history', history)
     if texts['remarks']:
         section('remarks', 'Remarks', markdown_to_html(texts['remarks']))
     files = [name for name in ('summary.json', 'log', EVALUATION)
