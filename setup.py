@@ -67,6 +67,7 @@ def _add_to_wheel(path, name, data):
 
 
 MPI = ['mpi4py', 'mpich']
+TENSORBOARD = ['tensorboardX>=2.6', 'tensorboard>=2.14']
 
 setup(
     name='bc7db4a2-reproduction',
@@ -99,7 +100,11 @@ setup(
         # Data-parallel training with ChainerMN (common/distributed.py): mpi4py and an MPI that
         # pip installs (MPICH, with mpiexec), for machines without a system MPI.
         'mpi': MPI,
-        # selenium: the HTML report's headless-browser test; MPI: the 2-process tests.
-        'test': ['pytest', 'selenium'] + MPI,
+        # --tensorboard and python -m common.tensorboard (common/tensorboard.py): tensorboardX
+        # writes the event files (numpy, packaging, protobuf; no torch), TensorBoard serves them.
+        'tensorboard': TENSORBOARD,
+        # selenium: the HTML report's headless-browser test; MPI: the 2-process tests;
+        # TensorBoard: the event files are read back with it, and its server is started.
+        'test': ['pytest', 'selenium'] + MPI + TENSORBOARD,
     },
 )
