@@ -84,8 +84,8 @@ def require(what='--tensorboard'):
     try:
         import tensorboardX
     except ImportError as error:
-        raise UsageError('{} needs tensorboardX, which is not installed ({}); install it with {}'
-                         .format(what, ' '.join(str(error).split()), INSTALL))
+        raise UsageError('{} needs tensorboardX, which cannot be imported ({}); install it '
+                         'with {}'.format(what, ' '.join(str(error).split()), INSTALL))
     return tensorboardX
 
 
@@ -205,7 +205,7 @@ def write_embedding(logdir, step, matrix, labels):
     os.makedirs(folder, exist_ok=True)
     with files.atomic_write(os.path.join(folder, 'tensors.tsv'), 'w', encoding='utf-8') as f:
         for row in matrix:
-            f.write('\t'.join('%.4g' % value for value in row) + '\n')
+            f.write('\t'.join('%.3g' % value for value in row) + '\n')
     with files.atomic_write(os.path.join(folder, 'metadata.tsv'), 'w', encoding='utf-8') as f:
         f.write('voice\tfile\n')
         for row in labels:
@@ -259,10 +259,12 @@ class TensorBoardReport(extension.Extension):
     model, device, samples and interval it uses, and reads the files the preview has just
     written.
     """
-    trigger = 1, 'epoch'
     priority = extension.PRIORITY_READER - 10  # after LogReport and Preview of the same epoch
 
     def __init__(self, validation, labels, logdir=LOGDIR):
+        # At the end of every epoch; a trigger without state, so that a snapshot of a run
+        # without --tensorboard (no state of this extension or its trigger) resumes with it.
+        self.trigger = _end_of_epoch
         self.validation = validation
         self.labels = labels
         self.logdir = logdir
@@ -273,8 +275,8 @@ class TensorBoardReport(extension.Extension):
     def serialize(self, serializer):
         try:
             self.written_epoch = int(serializer('written_epoch', self.written_epoch))
-        except KeyError:  # a snapshot of a run without --tensorboard: the stream starts now
-            self.written_epoch = 0
+        except (KeyError, ValueError):  # (common.npz: NpzError, a ValueError) no such entry:
+            self.written_epoch = 0      # a snapshot of a run without --tensorboard
 
     def initialize(self, trainer):
         tensorboardX = require()
@@ -322,17 +324,24 @@ class TensorBoardReport(extension.Extension):
 
     def _write_embedding(self, trainer, model, device, epoch):
         count = min(len(self.validation), MAX_EMBEDDED)
-        spectrograms = numpy.asarray(self.validation.spectrograms[:count])
-        latents = inference.encode(model, spectrograms.reshape(-1, spectrograms.shape[-1]),
-                                   device)  # (count, C, T, F): one block an excerpt
-        pooled = latents.mean(axis=2).reshape(count, -1)  # over time
-        write_embedding(os.path.join(trainer.out, self.logdir), epoch, pooled,
+        pooled = []
+        for start in range(0, count, 16):  # (16, C, T, F) latents at a time, averaged over T
+            spectrograms = numpy.asarray(self.validation.spectrograms[start:min(start + 16,
+                                                                                count)])
+            latents = inference.encode(model, spectrograms.reshape(-1, spectrograms.shape[-1]),
+                                       device)  # one block an excerpt
+            pooled.append(latents.mean(axis=2).reshape(len(latents), -1))
+        write_embedding(os.path.join(trainer.out, self.logdir), epoch, numpy.concatenate(pooled),
                         self.labels[:count])
 
     def finalize(self):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def _end_of_epoch(trainer):
+    return trainer.updater.is_new_epoch
 
 
 # -- finished results folders ----------------------------------------------------------------
@@ -401,15 +410,21 @@ def main(argv=None):
     parser.add_argument('folders', nargs='+', metavar='FOLDER', help='finished results folder(s)')
     args = parser.parse_args(argv)
     try:
-        for folder in args.folders:
-            path, count, trained = write_finished(folder)
-            print('{}: {} summaries{}'.format(
-                path, count, ' (metrics only: the training stream holds the rest)'
-                if trained else ''))
-    except (runs.RunError, UsageError) as error:
+        require('this command')
+    except UsageError as error:
         print('{}: error: {}'.format(parser.prog, error), file=sys.stderr)
         return 2
-    return 0
+    status = 0
+    for folder in args.folders:  # each on its own: `results/*` may hold a comparison folder
+        try:
+            path, count, trained = write_finished(folder)
+        except (runs.RunError, UsageError) as error:
+            print('{}: error: {}'.format(parser.prog, error), file=sys.stderr)
+            status = 2
+            continue
+        print('{}: {} summaries{}'.format(
+            path, count, ' (metrics only: the training stream holds the rest)' if trained else ''))
+    return status
 
 
 if __name__ == '__main__':

@@ -122,7 +122,7 @@ def test_training_writes_the_log_the_previews_and_the_latents(tensorboard_run):
     matrix = numpy.loadtxt(str(folder / 'tensors.tsv'), delimiter='\t', ndmin=2)
     final_latents = inference.encode(net, validation.spectrograms.reshape(-1, 256))
     numpy.testing.assert_allclose(matrix, final_latents.mean(axis=2).reshape(2, -1),
-                                  rtol=1e-3, atol=1e-4)
+                                  rtol=5e-3, atol=1e-3)  # 3 significant digits
     rows = (folder / 'metadata.tsv').read_text().splitlines()
     files = [os.path.relpath(corpus.validation_files[i], corpus.root)
              for i, _ in validation.locations]
@@ -149,6 +149,18 @@ def test_resume_continues_the_stream_with_every_step_once(tensorboard_run, tmp_p
     config = (out / 'tensorboard' / 'projector_config.pbtxt').read_text()
     assert config.count('embeddings {') == 2
     assert sorted(p.name for p in (out / 'previews').iterdir()) == ['epoch_1', 'epoch_2']
+
+
+def test_a_run_without_the_flag_resumes_with_it_and_gets_its_whole_log(c9335bce_run, tmp_path):
+    out = tmp_path / 'later'
+    shutil.copytree(c9335bce_run, out)
+    result = run_experiment('c9335bce', *FLAGS, '--epoch', '3', '--out', str(out), '--resume')
+    assert result.returncode == 0, result.stderr[-3000:]
+    events = accumulate(out / 'tensorboard')
+    log = read_json(out / 'log')
+    assert [entry['epoch'] for entry in log] == [1, 2, 3]
+    assert_scalars_match_the_log(events, log)
+    assert steps(events, 'Audio', 'excerpt/output') == [3]
 
 
 def test_without_tensorboardX_the_flag_is_refused_in_one_line(tmp_path):
@@ -232,6 +244,17 @@ def test_the_command_adds_only_the_metrics_to_a_training_stream(tensorboard_run,
     assert_scalars_match_the_log(events, read_json(folder / 'log'))  # each step once
     assert_metrics(events, 2)
     assert steps(events, 'Audio', 'utterance/output') == [1, 2]
+
+
+def test_a_bad_folder_among_others_is_reported_and_the_others_written(tensorboard_run,
+                                                                       tmp_path):
+    good = tmp_path / 'good'
+    shutil.copytree(tensorboard_run, good, ignore=shutil.ignore_patterns(
+        'snapshot_*', 'tensorboard'))
+    result = run_command(tmp_path / 'compare', good)
+    assert result.returncode == 2
+    assert result.stderr.count('error') == 1 and 'compare' in result.stderr
+    assert len(list((good / 'tensorboard').glob('events.out.tfevents.*'))) == 1
 
 
 def test_a_folder_without_history_gets_its_latest_preview_at_its_last_epoch(c9335bce_run,
