@@ -67,7 +67,8 @@ def _add_to_wheel(path, name, data):
 
 
 MPI = ['mpi4py', 'mpich']
-TENSORBOARD = ['tensorboardX>=2.6', 'tensorboard>=2.14']
+# The versions checked: Python 3.10-3.13, NumPy 2, setuptools < 81, chainer 7.8.1.
+TENSORBOARD = ['tensorboardX>=2.6.5', 'tensorboard>=2.21']
 
 setup(
     name='bc7db4a2-reproduction',

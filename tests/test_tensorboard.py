@@ -331,6 +331,14 @@ def test_tensorboard_serves_the_scalars_of_every_run_in_results(tensorboard_run)
         assert [(step, value) for _, step, value in scalars] == \
             [(entry['epoch'], pytest.approx(entry['validation/main/loss'], rel=1e-6))
              for entry in log]
+        # The projector finds both embeddings, and serves them as float32 (2 excerpts x 9216).
+        run = 'run=c9335bce/tensorboard'
+        info = fetch_json(base + 'plugin/projector/info?' + run)
+        assert [(e['tensorName'], e['tensorShape']) for e in info['embeddings']] == \
+            [('validation_latents:00001', [2, 9216]), ('validation_latents:00002', [2, 9216])]
+        with urllib.request.urlopen(base + 'plugin/projector/tensor?{}&name={}'.format(
+                run, 'validation_latents:00002'), timeout=10) as response:
+            assert len(response.read()) == 2 * 9216 * 4
     finally:
         server.terminate()
         try:
