@@ -67,7 +67,7 @@ def _add_to_wheel(path, name, data):
 
 
 MPI = ['mpi4py', 'mpich']
-# The versions checked: Python 3.10-3.13, NumPy 2, setuptools < 81, chainer 7.8.1.
+# The versions checked with NumPy 2, setuptools < 81 and chainer 7.8.1.
 TENSORBOARD = ['tensorboardX>=2.6.5', 'tensorboard>=2.21']
 
 setup(
