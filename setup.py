@@ -69,6 +69,8 @@ def _add_to_wheel(path, name, data):
 MPI = ['mpi4py', 'mpich']
 METRICS = ['pesq']
 MOS = ['speechmos', 'onnxruntime']
+# The versions checked with NumPy 2, setuptools < 81 and chainer 7.8.1.
+TENSORBOARD = ['tensorboardX>=2.6.5', 'tensorboard>=2.21']
 
 setup(
     name='bc7db4a2-reproduction',
@@ -116,8 +118,12 @@ setup(
         # loaded from there; speechmos' own module, which needs librosa, is not imported) run
         # by onnxruntime.  Wheels only, no download at run time.
         'mos': MOS,
+        # --tensorboard and python -m common.tensorboard (common/tensorboard.py): tensorboardX
+        # writes the event files (numpy, packaging, protobuf; no torch), TensorBoard serves them.
+        'tensorboard': TENSORBOARD,
         # selenium: the HTML report's headless-browser test; MPI: the 2-process tests; METRICS,
-        # MOS: the PESQ and DNSMOS tests (they skip where these are not installed).
-        'test': ['pytest', 'selenium'] + MPI + METRICS + MOS,
+        # MOS: the PESQ and DNSMOS tests (they skip where these are not installed); TensorBoard:
+        # the event files are read back with it, and its server is started.
+        'test': ['pytest', 'selenium'] + MPI + METRICS + MOS + TENSORBOARD,
     },
 )

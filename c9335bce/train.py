@@ -20,7 +20,7 @@ import chainer
 from chainer import training
 from chainer.training import extensions
 
-from common import cli, dataset, distributed, objectives, preview, results
+from common import cli, dataset, distributed, objectives, preview, results, tensorboard
 from common import extensions as ext
 from net import Net
 
@@ -81,8 +81,12 @@ def make_trainer(args, corpus, device, run_id=None, comm=None):
         trainer.extend(extensions.ProgressBar(update_interval=1))
         if device.xp is not numpy:
             trainer.extend(ext.PeakGPUMemory(), name='peak_gpu_memory')
-        trainer.extend(preview.Preview(net, preview.samples(validation), device),
+        trainer.extend(preview.Preview(net, preview.samples(validation), device,
+                                       args.preview_interval),
                        name='preview', trigger=ext.every_epochs(args.preview_interval, args.epoch))
+        if args.tensorboard:  # <out>/tensorboard/: scalars, previews, latents (rank 0 only)
+            trainer.extend(tensorboard.TensorBoardReport(
+                validation, tensorboard.voices(corpus, validation)), name='tensorboard')
     return trainer
 
 

@@ -94,6 +94,12 @@ def training_parser(experiment_id, description, *, epoch, batchsize, lr, **unrec
                         help='newest snapshots kept in --out (default: %(default)s; 0: remove '
                              'them when the run has finished, so it cannot be continued)')
     add_gpu_flags(parser)
+    # --tensorboard (common/tensorboard.py): refused while parsing, in one line saying what to
+    # install, when tensorboardX is missing.
+    from common.tensorboard import TensorBoardFlag
+    parser.add_argument('--tensorboard', action=TensorBoardFlag,
+                        help='also write TensorBoard event files (scalars, previews, latents) '
+                             "into OUT/tensorboard/; needs pip install -e '.[tensorboard]'")
     return parser
 
 

@@ -44,7 +44,7 @@ import jinja2
 import markdown_it
 import markupsafe
 
-from common import files, measures, runs
+from common import files, measures, preview, runs
 
 INDEX = 'index.html'
 EVALUATION = 'evaluation.json'
@@ -534,7 +534,6 @@ def render(folder):
                 recorded.get(key, '')) for key in measures.RESULTS
                if not key.startswith('gpu_memory') and key != 'peak_gpu_memory_mib'
                or summary.get(key) is not None]
-    headings, matrix, bookkeeping = metric_matrix(metrics)
     previews = []
     for sub, what in PREVIEWS:
         previews.append({
@@ -548,6 +547,7 @@ def render(folder):
         })
     listed = [name for name in ('summary.json', 'log', EVALUATION)
               if os.path.isfile(os.path.join(folder, name))]
+    headings, matrix, bookkeeping = metric_matrix(metrics)
     return render_template(
         'run.html', title=texts['title'], summary=summary, texts=texts,
         purpose=markdown_to_html(texts['purpose']), remarks=markdown_to_html(texts['remarks']),
@@ -562,7 +562,20 @@ def render(folder):
         loss=_media(folder, 'loss.png', 'training and validation MSE per epoch'),
         metric_headings=headings, metric_rows=matrix,
         bookkeeping=bookkeeping, evaluated=bool(metrics), evaluation=EVALUATION,
-        previews=previews, files=listed, written=_now())
+        previews=previews, history=_history(folder), files=listed, written=_now())
+
+
+def _history(folder):
+    """The preview history (:func:`common.preview.history`): per preview sample, its output
+    spectrogram and audio at each kept epoch, oldest first; [] when the run kept none."""
+    entries = preview.history(folder, [sub for sub, _ in PREVIEWS])
+    if not entries:
+        return []
+    return [{'what': what, 'epochs': [
+        {'epoch': entry['epoch'],
+         'image': entry['files'].get((sub, 'spectrogram_output.png')),
+         'audio': entry['files'].get((sub, 'output.wav'))} for entry in entries]}
+            for sub, what in PREVIEWS]
 
 
 def write_report(folder):

@@ -20,11 +20,15 @@ from conftest import REPOSITORY, TINY_RUN, run_experiment
 from common import compare, measures, report
 
 SECTIONS = ['purpose', 'model', 'training-parameters', 'environment', 'results',
-            'learning-curve', 'spectrograms', 'audio']
+            'learning-curve', 'spectrograms', 'audio', 'preview-history']
+# The tiny runs preview once, at their last epoch (2): the preview history holds that one.
 IMAGES = ['loss.png', 'spectrogram_input.png', 'spectrogram_output.png',
-          'utterance/spectrogram_input.png', 'utterance/spectrogram_output.png']
+          'utterance/spectrogram_input.png', 'utterance/spectrogram_output.png',
+          'previews/epoch_2/spectrogram_output.png',
+          'previews/epoch_2/utterance/spectrogram_output.png']
 AUDIO = ['input.wav', 'input_griffinlim.wav', 'output.wav', 'utterance/input.wav',
-         'utterance/input_griffinlim.wav', 'utterance/output.wav']
+         'utterance/input_griffinlim.wav', 'utterance/output.wav',
+         'previews/epoch_2/output.wav', 'previews/epoch_2/utterance/output.wav']
 SCREENSHOTS = os.environ.get('REPORT_SCREENSHOTS')  # a folder: the browser tests save PNGs
 
 
