@@ -170,19 +170,36 @@ def docstring_paragraph(path):
     return doc.strip().split('\n\n')[0]
 
 
+def names_experiment(heading, experiment_id):
+    """Whether a README heading names ``experiment_id`` (as a whole word)."""
+    return re.search(r'(?<![A-Za-z0-9_.-]){}(?![A-Za-z0-9_-])'.format(re.escape(experiment_id)),
+                     heading) is not None
+
+
 def experiment_texts(experiment_id):
-    """{'title', 'purpose', 'remarks'} of an experiment folder, from the places listed above.
+    """{'title', 'purpose', 'remarks', 'warning'} of an experiment folder, from the places
+    listed above.
 
     Only an experiment folder of this repository is read (:func:`common.runs.experiment_folder`:
     the id comes from a results folder, which may come from elsewhere); for any other id the
-    page says so instead of a purpose.
+    page says so instead of a purpose.  A README whose first heading does not name the
+    experiment is most likely the record of the experiment it was copied from (README.md,
+    "Starting the next experiment"): its heading is then not the title, and ``warning`` (else
+    '') says so in one line, for the page and for the start of training.
     """
     try:
         folder = runs.experiment_folder(experiment_id)
     except runs.RunError as e:
         return {'title': 'Experiment {}'.format(experiment_id), 'remarks': '',
-                'purpose': 'No purpose: {}.'.format(e)}
+                'purpose': 'No purpose: {}.'.format(e), 'warning': ''}
     title, sections = readme_sections(os.path.join(folder, 'README.md'))
+    warning = ''
+    if title and not names_experiment(title, experiment_id):
+        warning = ('{}/README.md is headed "{}", which does not name {}: a copy of another '
+                   'experiment\'s record? Its Purpose and Remarks are shown as this '
+                   'experiment\'s; make its heading name {}'.format(
+                       experiment_id, title, experiment_id, experiment_id))
+        title = ''
 
     def section(word):  # '## Remarks' or '## Remarks (the author's)'
         return next((text for name, text in sections.items()
@@ -190,7 +207,7 @@ def experiment_texts(experiment_id):
 
     purpose = section('purpose') or docstring_paragraph(os.path.join(folder, 'train.py'))
     return {'title': title or 'Experiment {}'.format(experiment_id),
-            'purpose': purpose, 'remarks': section('remarks')}
+            'purpose': purpose, 'remarks': section('remarks'), 'warning': warning}
 
 
 def _inline(text):
@@ -415,6 +432,8 @@ def render(folder):
         '</head>', '<body>', '<h1>{}</h1>'.format(html.escape(title)),
         '<p class="muted">results folder of experiment {}, finished {}</p>'.format(
             html.escape(summary['experiment']), html.escape(str(summary.get('finished', '-')))),
+        *(['<p class="missing" id="warning">warning: {}</p>'.format(
+            html.escape(texts['warning']))] if texts['warning'] else []),
         *sections, footer, '</body>', '</html>', ''])
 
 
