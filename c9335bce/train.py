@@ -11,11 +11,14 @@ The results folder (--out, default results/c9335bce) gets the learning curve (lo
 spectrogram images and audio, the log, snapshots, model.npz, summary.json and index.html.
 """
 import math
+import os
 import sys
 
+# This repository's common/ (beside this folder), first: it checks this Python has the
+# dependencies (one line if not) and makes Chainer importable (common.compat).
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import common  # noqa: F401
 import numpy
-
-import common  # noqa: F401  (Chainer compatibility: common.compat)
 import chainer
 from chainer import training
 from chainer.training import extensions

@@ -1,9 +1,10 @@
 """Reading and writing audio files (SPEC.md, "Input spectrogram", step 1: 16000 Hz, mono).
 
-:func:`load` decodes WAV, FLAC and OGG files through soundfile (libsndfile) at any sample rate
-and sample format, mixes the channels down to one (:func:`mix_down`) and resamples to 16 kHz with a
-polyphase filter.  Anything it cannot use raises :class:`AudioError`, whose one-line message
-starts with the path.  :func:`save` writes 16-bit PCM WAV atomically.
+:func:`load` decodes recordings (:data:`EXTENSIONS`: the formats libsndfile reads on this
+machine, e.g. WAV, FLAC, OGG, MP3) of at most :data:`MAX_SECONDS` through soundfile at any
+sample rate and sample format, mixes the channels down to one (:func:`mix_down`) and resamples
+to 16 kHz with a polyphase filter.  Anything it cannot use raises :class:`AudioError`, whose
+one-line message starts with the path.  :func:`save` writes 16-bit PCM WAV atomically.
 
 Output levels.  A rendered wave (Griffin-Lim of a spectrogram, the AutoEncoder's output) comes
 out at the level its spectrogram implies: the level of the min-max scaled input (SPEC step 2,
@@ -32,6 +33,67 @@ MIN_SAMPLES = 2
 # save: the peak a wave louder than full scale is lowered to (-0.09 dBFS), so 16-bit PCM holds it.
 PEAK_LIMIT = 0.99
 
+#: The longest recording any tool reads: an hour (57.6 M samples, 230 MB of float32 at 16 kHz).
+#: Checked on the header's frames / sample rate before anything is decoded or resampled, and
+#: the decoding stops there, so a small file whose header says 1 Hz cannot turn into 13 hours
+#: of 16 kHz audio.  The corpus (training, evaluate) skips longer files; reconstruct and
+#: latent encode refuse them.
+MAX_SECONDS = 3600
+
+#: Which files are recordings, for every tool (the one rule): a file whose extension, in any
+#: case, belongs to a format the installed libsndfile reads (``soundfile.available_formats()``,
+#: and for Vorbis, Opus and MP3 the codec in ``available_subtypes``): (format, codec or None,
+#: extensions).  Not listed although libsndfile may read them: RAW (headerless, so its rate and
+#: sample format are unknown), MAT4/MAT5 (``.mat`` files are mostly not audio), HTK (feature
+#: files), and its rarer formats (IRCAM, VOC, PAF, SVX, AVR, SD2, the sampler formats); a line
+#: here adds one for every tool.
+FORMATS = (
+    ('WAV', None, ('.wav',)),
+    ('FLAC', None, ('.flac',)),
+    ('OGG', 'VORBIS', ('.ogg', '.oga')),
+    ('OGG', 'OPUS', ('.opus',)),
+    ('MP3', 'MPEG_LAYER_III', ('.mp3',)),
+    ('AIFF', None, ('.aiff', '.aif', '.aifc')),
+    ('CAF', None, ('.caf',)),
+    ('AU', None, ('.au',)),
+    ('W64', None, ('.w64',)),
+    ('RF64', None, ('.rf64',)),
+    ('NIST', None, ('.sph',)),
+)
+
+
+def _readable_extensions():
+    available = soundfile.available_formats()
+    extensions = []
+    for name, codec, suffixes in FORMATS:
+        if name in available and (codec is None or codec in soundfile.available_subtypes(name)):
+            extensions.extend(suffix for suffix in suffixes if suffix not in extensions)
+    return tuple(extensions)
+
+
+#: The extensions of recordings on this machine (lower case, with the dot): see FORMATS.
+EXTENSIONS = _readable_extensions()
+#: The rule, as the messages state it.
+RULE = '%s (what libsndfile %s reads here)' % (', '.join(EXTENSIONS),
+                                               soundfile.__libsndfile_version__)
+
+
+def is_recording(path):
+    """Whether ``path`` names a recording by the rule of :data:`FORMATS` (its extension)."""
+    return os.path.splitext(os.fspath(path))[1].lower() in EXTENSIONS
+
+
+def extension_of(path):
+    """A file's extension as the messages count it: '.mp3', or '(no extension)'."""
+    return os.path.splitext(os.fspath(path))[1].lower() or '(no extension)'
+
+
+def duration_text(seconds):
+    """'13.3 h', '2 min', '4 s'."""
+    for unit, scale in (('h', 3600), ('min', 60), ('s', 1)):
+        if seconds >= scale or unit == 's':
+            return '%.3g %s' % (seconds / scale, unit)
+
 
 class AudioError(Exception):
     """An audio file that cannot be used: the message is 'PATH: reason', on one line."""
@@ -59,8 +121,9 @@ def _truncation(info):
 def read(path):
     """Decode a file as soundfile sees it: (float32 (frames, channels) samples, sample rate).
 
-    Raises AudioError when the file is missing, empty, not audio, truncated, or has no samples.
-    No checks on the sample values (see :func:`load`).
+    Raises AudioError when the file is missing, empty, not a recording (:func:`is_recording`),
+    not audio, truncated, longer than :data:`MAX_SECONDS` (from its header, before decoding),
+    or has no samples.  No checks on the sample values (see :func:`load`).
     """
     path = os.fspath(path)
     try:
@@ -69,14 +132,23 @@ def read(path):
         raise AudioError(path, 'cannot open (%s)' % (error.strerror or error)) from None
     if os.path.isdir(path):
         raise AudioError(path, 'is a folder, not an audio file')
+    if not is_recording(path):
+        raise AudioError(path, 'not a recording by its extension (%s); recordings are %s'
+                         % (extension_of(path), RULE))
     if size == 0:
         raise AudioError(path, 'empty file (0 bytes)')
     try:
         with soundfile.SoundFile(path) as sound:
             truncated = _truncation(sound)
             declared = sound.frames
-            samples = sound.read(dtype='float32', always_2d=True)
             rate = sound.samplerate
+            if rate <= 0:
+                raise AudioError(path, 'invalid sample rate %r' % rate)
+            limit = int(MAX_SECONDS * rate)  # frames; the header's count is checked first
+            if declared > limit:
+                raise AudioError(path, _too_long(declared / rate, '%d frames at %d Hz, from its '
+                                                 'header' % (declared, rate)))
+            samples = sound.read(frames=limit, dtype='float32', always_2d=True)
     except (soundfile.SoundFileError, RuntimeError, TypeError, ValueError) as error:
         message = str(error)
         prefix = 'Error opening %r: ' % path  # soundfile's own prefix: say the path once
@@ -94,9 +166,12 @@ def read(path):
                          % (declared, len(samples)))
     if samples.size == 0:
         raise AudioError(path, 'no audio samples')
-    if rate <= 0:
-        raise AudioError(path, 'invalid sample rate %r' % rate)
     return samples, rate
+
+
+def _too_long(seconds, how):
+    return 'too long: %s of audio (%s); a recording may be at most %s (cut it)' % (
+        duration_text(seconds), how, duration_text(MAX_SECONDS))
 
 
 def resample(wave, rate):
@@ -139,8 +214,9 @@ def mix_down(samples):
 def load(path):
     """SPEC step 1: an audio file -> float32 mono 1-D wave at 16000 Hz.
 
-    WAV, FLAC and OGG (anything libsndfile reads), any sample rate, 8/16/24/32-bit integer or
-    float samples, any number of channels (:func:`mix_down`: averaged unless they cancel).
+    Any recording of :data:`EXTENSIONS` up to :data:`MAX_SECONDS`, any sample rate,
+    8/16/24/32-bit integer or float samples, any number of channels (:func:`mix_down`: averaged
+    unless they cancel).
     Raises AudioError ('PATH: reason') for a missing, empty, non-audio or truncated file, for
     one whose samples are NaN/Inf, for one with fewer than MIN_SAMPLES samples before or after
     resampling (one sample is neither a signal nor silence), and for one whose samples are all

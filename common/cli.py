@@ -42,6 +42,14 @@ ONE_LINE_ERRORS = (UsageError, dataset.CorpusError, audio.AudioError) + \
     gpu_memory.out_of_memory_errors()
 
 
+def default_out(experiment_id):
+    """The results folder of a run without ``--out``: ``results/<id>`` of the repository,
+    whatever the working directory (``cd bc7db4a2 && python train.py`` must not write into the
+    experiment's record).  A relative ``--out`` given on the command line stays relative to the
+    working directory, as usual."""
+    return os.path.join(common.REPOSITORY, 'results', experiment_id)
+
+
 def training_parser(experiment_id, description, *, epoch, batchsize, lr, **unrecorded):
     """The argument parser of an experiment's train.py, with the record's values as defaults.
 
@@ -66,8 +74,9 @@ def training_parser(experiment_id, description, *, epoch, batchsize, lr, **unrec
                         help='factor of each --lr-decay-epochs step (default: %(default)s)')
     parser.add_argument('--dataset', '-d', default=dataset.DEMO_CORPUS,
                         help='folder of recordings, searched recursively (default: demo corpus)')
-    parser.add_argument('--out', '-o', default=os.path.join('results', experiment_id),
-                        help='results folder (default: %(default)s)')
+    parser.add_argument('--out', '-o', default=default_out(experiment_id),
+                        help='results folder (default: results/{} of this repository, '
+                             'wherever you run it from: %(default)s)'.format(experiment_id))
     parser.add_argument('--resume', '-r', nargs='?', const='latest', default=None,
                         help='continue a run: a snapshot file, or no value for the newest '
                              'snapshot in --out')

@@ -1,15 +1,17 @@
 """Chainer datasets of spectrogram excerpts from any folder of speech recordings.
 
-:func:`load_corpus` scans a folder recursively for .wav/.flac/.ogg files, decodes and resamples
-each once to 16 kHz mono (SPEC step 1, :func:`common.audio.load`), caches the decoded corpus on
-disk as one .npz, and splits it into training and validation files.  Files it cannot use are
-skipped with a one-line warning each and a summary line.
+:func:`load_corpus` scans a folder recursively for recordings (:data:`common.audio.EXTENSIONS`,
+the rule every tool follows), decodes and resamples each once to 16 kHz mono (SPEC step 1,
+:func:`common.audio.load`), caches the decoded corpus on disk as one .npz, and splits it into
+training and validation files.  Files it cannot use are skipped with a one-line warning
+each and a summary line.
 
 :class:`TrainingExcerpts` draws fresh 16896-sample windows at random offsets at every access
 (SPEC step 2's "arbitrary excerpt"), so each epoch sees new excerpts; :class:`ValidationExcerpts`
 is a fixed, deterministic set.  Both return float32 (1, 32, 256) spectrograms (SPEC steps 2-6)
 on the CPU; Chainer's converter moves batches to the GPU.
 """
+import collections
 import hashlib
 import itertools
 import os
@@ -17,18 +19,17 @@ import re
 
 import numpy
 
+import common
 import chainer  # common/__init__.py, imported first as our package, has applied common.compat
 
 from common import audio, files
 from common import spectrogram
 from common.spectrogram import EXCERPT_LENGTH, SAMPLE_RATE
 
-AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg')  # matched case-insensitively
-CACHE_FORMAT = 1  # bump when the decoding or the cache layout changes: old caches are rebuilt
+CACHE_FORMAT = 2  # bump when the decoding or the cache layout changes: old caches are rebuilt
 MAX_DRAWS = 1000  # random windows tried for one excerpt before giving up on the corpus
 #: The built-in demo corpus (data/README.md): what training uses without --dataset.
-DEMO_CORPUS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           'data', 'demo')
+DEMO_CORPUS = os.path.join(common.REPOSITORY, 'data', 'demo')
 
 
 class CorpusError(Exception):
@@ -72,22 +73,41 @@ def default_cache_dir():
     return os.path.join(base, 'bc7db4a2', 'corpus')
 
 
-def find_audio_files(root):
-    """Relative paths ('/'-separated, sorted) of the .wav/.flac/.ogg files under root.
+def scan(root):
+    """(relative paths ('/'-separated, sorted) of the recordings under root, Counter of the
+    extensions of the other files).
 
-    Recursive, extensions case-insensitive.  Hidden files and folders (name starting with '.',
-    e.g. macOS '._*' resource forks, caches) are left out.
+    Recursive; a recording is a file :func:`common.audio.is_recording` accepts (by extension,
+    case-insensitive).  Hidden files and folders (name starting with '.', e.g. macOS '._*'
+    resource forks, caches) are left out, and not counted.
     """
-    found = []
+    found, others = [], collections.Counter()
     for folder, subfolders, names in os.walk(root):
         subfolders[:] = sorted(name for name in subfolders if not name.startswith('.'))
         for name in names:
             if name.startswith('.'):
                 continue
-            if os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS:
+            if audio.is_recording(name):
                 relative = os.path.relpath(os.path.join(folder, name), root)
                 found.append(relative.replace(os.sep, '/'))
-    return sorted(found)
+            else:
+                others[audio.extension_of(name)] += 1
+    return sorted(found), others
+
+
+def _counts(counter):
+    """'6 .mp3, 2 .flac': a Counter of extensions, largest first."""
+    return ', '.join('%d %s' % (count, extension)
+                     for extension, count in sorted(counter.items(), key=lambda i: (-i[1], i[0])))
+
+
+def discovery(root, found, others):
+    """The line that says what the scan of ``root`` found and skipped (before decoding)."""
+    line = 'corpus %s: found %s' % (root, _counts(collections.Counter(
+        audio.extension_of(name) for name in found)) or 'no recordings')
+    if others:
+        line += '; skipped %s (not recordings: those are %s)' % (_counts(others), audio.RULE)
+    return line
 
 
 def _fingerprint(root, relative_paths):
@@ -203,27 +223,31 @@ def split_files(n_files, validation_fraction=0.1, seed=0):
 def load_corpus(root, validation_fraction=0.1, seed=0, cache_dir=None, log=print):
     """Decode, cache and split a folder of recordings (SPEC step 1 for every file).
 
-    root: any folder with .wav/.flac/.ogg files (recursively, any rate, format and channel
-    count).  Each file is decoded and resampled once by :func:`common.audio.load`; the result is
-    cached in `cache_dir` (default :func:`default_cache_dir`) as one .npz per root, keyed by a
-    hash of the root and every file's relative path, size and mtime, and rebuilt when any of them
-    changes.  A cache that cannot be written only warns.
+    root: any folder of recordings (:func:`scan`: recursively, by the extensions of
+    :data:`common.audio.EXTENSIONS`; any rate, format and channel count).  `log` first gets a
+    line naming what the scan found and skipped (:func:`discovery`).  Each file is decoded and
+    resampled once by :func:`common.audio.load`; the result is cached in `cache_dir` (default
+    :func:`default_cache_dir`) as one .npz per root, keyed by a hash of the root and every
+    file's relative path, size and mtime, and rebuilt when any of them changes.  A cache that
+    cannot be written only warns.
 
     Files that are unreadable, truncated, empty, silent, have NaN/Inf samples, or are shorter than
     one excerpt (16896 samples at 16 kHz) are skipped: `log` gets 'skipped PATH: reason' for each
     and one summary line counting them.  The split is by file (:func:`split_files`).
 
-    Raises CorpusError when the folder is missing, holds no audio files, or none is usable.
+    Raises CorpusError when the folder is missing, holds no recordings, or none is usable.
     """
     root = os.fspath(root)
     if not os.path.exists(root):
         raise CorpusError('%s: corpus folder does not exist' % root)
     if not os.path.isdir(root):
         raise CorpusError('%s: corpus path is not a folder' % root)
-    relative_paths = find_audio_files(root)
+    relative_paths, others = scan(root)
     if not relative_paths:
-        raise CorpusError('%s: no audio files (%s) in the corpus folder'
-                          % (root, ', '.join(AUDIO_EXTENSIONS)))
+        raise CorpusError('%s: no audio files in the corpus folder (%s); recordings are %s'
+                          % (root, 'found ' + _counts(others) if others else 'found no files',
+                             audio.RULE))
+    log(discovery(root, relative_paths, others))
 
     cache_dir = default_cache_dir() if cache_dir is None else os.fspath(cache_dir)
     cache_path = _cache_path(root, cache_dir)

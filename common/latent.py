@@ -54,8 +54,9 @@ KEYS = ('latents', 'frames', 'samples', 'sample_rate', 'experiment', 'net', 'lat
         'format')
 TEXTS = ('experiment', 'net', 'source')
 #: The longest recording a latent file holds: encode refuses longer ones, decode larger files.
-#: An hour is 3516 blocks: 0.9 GiB of float32 latents for bc7db4a2, 1.9 GiB for c9335bce.
-MAX_SECONDS = 3600
+#: The longest recording any tool reads (common.audio): an hour, 3516 blocks, 0.9 GiB of
+#: float32 latents for bc7db4a2, 1.9 GiB for c9335bce.
+MAX_SECONDS = audio.MAX_SECONDS
 #: The most bytes the latents entry may declare (c9335bce's hour in float32 fits).
 MAX_LATENT_BYTES = 2 ** 31
 MAX_TEXT_BYTES = 4 * 4096  # 4096 characters (numpy stores 4 bytes per character)
@@ -249,7 +250,8 @@ def main(argv=None):
     commands.required = True
     encoder = commands.add_parser('encode', help='recording -> latents .npz')
     encoder.add_argument('results', help='results folder of a finished run')
-    encoder.add_argument('input', help='recording (WAV, FLAC, OGG; any rate, any length)')
+    encoder.add_argument('input', help='recording (%s; any rate, up to %s)'
+                         % (audio.RULE, _duration(MAX_SECONDS)))
     encoder.add_argument('output', help='latent file to write (.npz)')
     encoder.add_argument('--gpu', '-g', type=int, default=-1, help='GPU id (-1: CPU, default)')
     decoder = commands.add_parser('decode', help='latents .npz -> WAV')

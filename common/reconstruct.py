@@ -2,7 +2,9 @@
 
     python -m common.reconstruct results/<id> IN OUT.wav [--gpu N] [--griffin-lim-iterations N]
 
-IN is any length and any format :func:`common.audio.load` reads (resampled to 16 kHz mono).
+IN is a recording as :func:`common.audio.load` reads it for every tool (a format of
+:data:`common.audio.EXTENSIONS`, up to :data:`common.audio.MAX_SECONDS`), resampled to 16 kHz
+mono.
 The recording is min-max scaled as a whole into [-1, 1] (SPEC.md step 2, as the training
 previews do), turned into its (T, 256) spectrogram (T = 1 + (L - 1024) // 512 frames), cut into
 consecutive blocks of 32 frames (the last one padded with silence), passed through the network,
@@ -168,7 +170,8 @@ def main(argv=None):
         prog=PROG, description='A whole recording through a trained AutoEncoder (Griffin-Lim).')
     parser.add_argument('results', help='results folder of a finished run (summary.json, '
                         'model.npz)')
-    parser.add_argument('input', help='recording (WAV, FLAC, OGG; any rate, any length)')
+    parser.add_argument('input', help='recording (%s; any rate, up to %s)'
+                        % (audio.RULE, audio.duration_text(audio.MAX_SECONDS)))
     parser.add_argument('output', help='output WAV (16 kHz, 16-bit)')
     add_common_arguments(parser)
     args = parser.parse_args(argv)

@@ -375,8 +375,20 @@ def record_defaults(folder):
     return {}
 
 
+def names_experiment(heading, experiment_id):
+    """Whether a README heading names ``experiment_id`` (as a whole word)."""
+    return re.search(r'(?<![A-Za-z0-9_.-]){}(?![A-Za-z0-9_-])'.format(re.escape(experiment_id)),
+                     heading) is not None
+
+
 def experiment_texts(experiment_id):
-    """{'title', 'purpose', 'remarks', 'record'} of an experiment folder (the places above).
+    """{'title', 'purpose', 'remarks', 'record', 'warning'} of an experiment folder (the places
+    above).
+
+    A README whose first heading does not name the experiment is most likely the record of the
+    experiment it was copied from (README.md, "Starting the next experiment"): its heading is
+    then not the title, and 'warning' (else '') says so in one line, for the page and for the
+    start of training.
 
     'record': the record's epochs, minibatch, learning rate (numbers, where train.py gives them),
     training time and final loss (texts, where the README's tables have a 'recorded' column).
@@ -388,8 +400,15 @@ def experiment_texts(experiment_id):
         folder = runs.experiment_folder(experiment_id)
     except runs.RunError as e:
         return {'title': 'Experiment {}'.format(experiment_id), 'remarks': '', 'record': {},
-                'purpose': 'No purpose: {}.'.format(e), 'known': False}
+                'purpose': 'No purpose: {}.'.format(e), 'known': False, 'warning': ''}
     title, sections = readme_sections(os.path.join(folder, 'README.md'))
+    warning = ''
+    if title and not names_experiment(title, experiment_id):
+        warning = ('{}/README.md is headed "{}", which does not name {}: a copy of another '
+                   'experiment\'s record? Its Purpose and Remarks are shown as this '
+                   'experiment\'s; make its heading name {}'.format(
+                       experiment_id, title, experiment_id, experiment_id))
+        title = ''
 
     def section(word):  # '## Remarks' or '## Remarks (the author's)'
         return next((text for name, text in sections.items()
@@ -405,7 +424,7 @@ def experiment_texts(experiment_id):
             record[key] = text
     purpose = section('purpose') or docstring_paragraph(os.path.join(folder, 'train.py'))
     return {'title': title or 'Experiment {}'.format(experiment_id), 'purpose': purpose,
-            'remarks': section('remarks'), 'record': record, 'known': True}
+            'remarks': section('remarks'), 'record': record, 'known': True, 'warning': warning}
 
 
 def repository_experiments():

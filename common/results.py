@@ -120,9 +120,13 @@ class ResultsFolder:
         held += [os.path.basename(path) for path in ext.snapshots(out)]
         if not args.resume:
             if held and not args.force:
-                raise UsageError(
-                    '{} already holds a run ({}): pass --resume to continue it or --force to '
-                    'start over'.format(out, ', '.join(held[:4])))
+                if ext.snapshots(out):
+                    advice = ': pass --resume to continue it or --force to start over'
+                else:  # e.g. a finished run of --snapshots-kept 0: --resume has nothing to load
+                    advice = (' but no snapshot to continue it from: pass --force to start '
+                              'over, or give another --out')
+                raise UsageError('{} already holds a run ({}){}'.format(
+                    out, ', '.join(held[:4]), advice))
             _remove(out, held)
             self.run_id = uuid.uuid4().hex
             return
@@ -192,6 +196,9 @@ class ResultsFolder:
             self.experiment_id, net.count_params(), net.device,
             '' if self.comm is None else ' x {} workers'.format(self.comm.size),
             corpus.n_files, corpus.hours, corpus.root))
+        warning = report.experiment_texts(self.experiment_id)['warning']
+        if warning:  # the run's page will show the README's texts as this experiment's
+            self.say('warning: ' + warning)
         try:
             trainer.run(show_loop_exception_msg=False)
         except ext.NonFiniteLoss as e:

@@ -26,7 +26,7 @@ import common  # noqa: F401
 from common import files, npz
 from common.autoencoder import AutoEncoder
 
-REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPOSITORY = common.REPOSITORY
 #: summary.json is a few KiB; a log gains about 200 bytes per epoch (200 epochs: 40 KiB).
 MAX_SUMMARY_BYTES = 2 ** 20
 MAX_LOG_BYTES = 64 * 2 ** 20

@@ -3,6 +3,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -123,3 +124,18 @@ def bc7db4a2_run(tmp_path_factory):
 def c9335bce_run(tmp_path_factory):
     """The results folder of a finished tiny c9335bce run on the demo corpus (same flags)."""
     return _finished_run(tmp_path_factory, 'c9335bce')
+
+
+def copy_repository(destination):
+    """A copy of this working tree (code, experiments, demo corpus; no .git, .venv, results or
+    caches) at ``destination``, for tests that follow the README in a repository of their own:
+    its train.py scripts and ``python -m common.*`` (run from it) use its own common/."""
+    def ignored(folder, names):
+        top = os.path.abspath(folder) == REPOSITORY
+        return [name for name in names
+                if name in ('__pycache__', '.pytest_cache', '.cache')
+                or name.endswith('.egg-info')
+                or (top and name in ('.git', '.venv', 'results', 'build', 'dist'))]
+    shutil.copytree(REPOSITORY, destination, ignore=ignored, symlinks=True)
+    os.makedirs(os.path.join(destination, 'results'))
+    return destination
