@@ -24,12 +24,14 @@ import common  # noqa: F401
 import chainer
 
 from common import cli, inference, preview, report, runs
+from common import latent_analysis, latent_measures  # python -m common.latent analyze
 from common import plot  # noqa: F401  (matplotlib on its Agg backend, files only)
 from common import spectrogram as sp
 from common import files
 
 LEARNING_CURVES = 'learning_curves.png'
 SPECTROGRAMS = 'spectrograms.png'
+LATENT = 'latent.png'
 TABLE = 'comparison.md'
 COLUMNS = ('run', 'experiment', 'parameters', 'latent shape', 'minibatch', 'epochs',
            'training time', 'final training MSE', 'final validation MSE', 'utterance MSE')
@@ -47,6 +49,8 @@ class Run:
         if not self.log:
             raise runs.RunError('{}: empty log (no epoch finished)'.format(folder))
         self.metrics = report.evaluation_metrics(folder)
+        self.latent = latent_measures.read_analysis(folder)  # python -m common.latent analyze
+        self.metrics.update(latent_measures.table_metrics(self.latent))
         self.label = self.summary['experiment']
         self.utterance_mse = None
 
@@ -167,12 +171,18 @@ def compare(folders, out, device=None):
     os.makedirs(out, exist_ok=True)
     plot_learning_curves(os.path.join(out, LEARNING_CURVES), loaded)
     plot_spectrograms(os.path.join(out, SPECTROGRAMS), sample, outputs)
+    analysed = [(run.label, run.latent) for run in loaded if run.latent]
+    if analysed:  # the runs' latent spectra and truncation curves on shared axes
+        latent_analysis.plot_comparison(os.path.join(out, LATENT), analysed)
     table = markdown_table(*table_rows(loaded))
     with files.atomic_write(os.path.join(out, TABLE), 'w') as f:
         f.write('# Comparison\n\n')
         f.write('utterance MSE: each model on the same input, {} ({}).\n\n'.format(
             sample.title, SPECTROGRAMS))
         f.write(table)
+        if analysed:
+            f.write('\n{}: the latent spectra and truncation curves of {} (python -m '
+                    'common.latent analyze).\n'.format(LATENT, ', '.join(label for label, _ in analysed)))
     return table
 
 

@@ -29,6 +29,7 @@ import sys
 import urllib.parse
 
 from common import files, runs
+from common import latent_measures  # the Latent section (python -m common.latent analyze)
 
 INDEX = 'index.html'
 EVALUATION = 'evaluation.json'
@@ -387,6 +388,10 @@ def render(folder):
     environment.update(summary.get('environment', {}))
     section('environment', 'Environment', _key_value_table(environment))
     section('results', 'Results', _results_section(folder, summary, metrics))
+    analysis = latent_measures.read_analysis(folder)  # python -m common.latent analyze
+    if analysis is not None:
+        section('latent', 'Latent', _table(latent_measures.page_rows(analysis)) + _figure(
+            folder, latent_measures.FIGURE, 'scree, truncation curve and voice map of the latent'))
     section('learning-curve', 'Learning curve',
             _figure(folder, 'loss.png', 'training and validation MSE per epoch'))
     spectrograms = []
@@ -402,7 +407,7 @@ def render(folder):
     section('audio', 'Audio', '\n'.join(audio))
     if texts['remarks']:
         section('remarks', 'Remarks', markdown_to_html(texts['remarks']))
-    files = [name for name in ('summary.json', 'log', EVALUATION)
+    files = [name for name in ('summary.json', 'log', EVALUATION, latent_measures.FILENAME)
              if os.path.isfile(os.path.join(folder, name))]
     footer = ('<p class="muted">files: {}; page written {} by '
               '<code>python -m common.report</code></p>').format(
