@@ -181,8 +181,8 @@ def compare(folders, out, device=None):
             sample.title, SPECTROGRAMS))
         f.write(table)
         if analysed:
-            f.write('\n{}: the latent spectra and truncation curves of {} (python -m '
-                    'common.latent analyze).\n'.format(LATENT, ', '.join(label for label, _ in analysed)))
+            f.write('\n{}: the latent spectra and truncation curves of {} (python -m common.'
+                    'latent analyze).\n'.format(LATENT, ', '.join(name for name, _ in analysed)))
     return table
 
 

@@ -54,7 +54,8 @@ components of the frame PCA (m: the frames' mean).  k = the full size keeps the 
 unchanged (no arithmetic at all), so that point is exactly the model's own output.  The data
 has at most frames - 1 components when the frames are fewer than the units; a k at or above
 that rank projects on all of them, which gives the frames back up to rounding.
-:func:`truncation_grid` spaces k logarithmically up to the rank, then adds the full size.  :func:`smallest_k_within` reads off the smallest k of the grid within 0.1 dB MCD
+:func:`truncation_grid` spaces k logarithmically up to the rank, then adds the full size.
+:func:`smallest_k_within` reads off the smallest k of the grid within 0.1 dB MCD
 (``k_within_0_1_db``) and within 1 % MSE (``k_within_1_percent_mse``) of the full latent: the
 size the decoder actually needs (the bottleneck argument of AutoVC, Qian et al., ICML 2019).
 
