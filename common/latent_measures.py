@@ -39,10 +39,12 @@ components; the singular values of the centred data are sqrt(n l_i)):
 
 :class:`FrameStatistics` accumulates the frames' sums (mean, per-unit variance, saturation) and
 their covariance.  Memory stays bounded whatever the corpus's length: while the frames are
-fewer than the units it keeps them (at most units^2 float64) and takes the eigenvalues of their
-Gram matrix (the same nonzero eigenvalues, exactly, at a fraction of the cost); beyond that it
-adds each chunk's X^T X into a units x units float64 covariance (incremental covariance: 134 MB
-for 4096 units, 680 MB for 9216) and decomposes it once.  Both are exact PCA of every frame.
+no more than the units it keeps them (at most units^2 float32 values) and decomposes their Gram
+matrix (frames x frames: the same nonzero eigenvalues, exactly, at a fraction of the cost);
+beyond that it adds each chunk's X^T X into a units x units float64 covariance (incremental
+covariance: 134 MB for 4096 units, 680 MB for 9216) and decomposes it once
+(``numpy.linalg.eigh``: 47 s for 4096 units on one core of the 2-core development machine;
+the time grows as units^3).  Both are exact PCA of every frame, in float64.
 Whole blocks have more values than any validation set has blocks, so their spectrum comes from
 the Gram matrix of a uniform random subsample of at most :data:`MAX_BLOCKS` blocks
 (:class:`Reservoir`): exact PCA of the subsample, its rank at most the blocks taken minus one.
@@ -132,20 +134,32 @@ def scree(eigenvalues, points=SCREE_POINTS):
                                                      for k in ks]}
 
 
-def _gram_eigen(data):
+def _gram_eigen(data, components=True, columns=8192):
     """Eigen-decomposition of the covariance of the rows of ``data`` (n x d, n <= d) through
-    their Gram matrix: (eigenvalues descending, components d x r or None), population
-    covariance (divided by n), only the r eigenvalues above rounding noise kept."""
-    n = len(data)
-    centred = data - data.mean(axis=0)
-    gram = centred @ centred.T
+    their Gram matrix: (eigenvalues descending, components d x r, or None), population
+    covariance (divided by n), only the r eigenvalues above rounding noise kept.  Computed in
+    float64 ``columns`` columns at a time, so a float32 ``data`` is never copied whole (1024
+    blocks of c9335bce, 604 MB, would need 1.2 GB more for each float64 copy)."""
+    n, d = data.shape
+    mean = data.mean(axis=0, dtype=numpy.float64)
+    chunks = [slice(start, min(start + columns, d)) for start in range(0, d, columns)]
+    gram = numpy.zeros((n, n))
+    for chunk in chunks:
+        centred = data[:, chunk].astype(numpy.float64) - mean[chunk]
+        gram += centred @ centred.T
     values, vectors = numpy.linalg.eigh(gram)
+    del gram
     order = numpy.argsort(values)[::-1]
     values, vectors = values[order], vectors[:, order]
     keep = values > max(values[0], 0) * n * numpy.finfo(numpy.float64).eps * 16
     values, vectors = values[keep], vectors[:, keep]
-    components = (centred.T @ vectors) / numpy.sqrt(values)  # unit-norm principal directions
-    return values / n, components
+    if not components:
+        return values / n, None
+    directions = numpy.empty((d, len(values)))  # unit-norm principal directions
+    for chunk in chunks:
+        centred = data[:, chunk].astype(numpy.float64) - mean[chunk]
+        directions[chunk] = (centred.T @ vectors) / numpy.sqrt(values)
+    return values / n, directions
 
 
 class FrameStatistics:
@@ -211,13 +225,21 @@ class FrameStatistics:
         if self.count < 2:
             raise ValueError('a PCA needs at least 2 frames, got %d' % self.count)
         if self.covariance_sum is None:
-            return _gram_eigen(numpy.concatenate(self.kept).astype(numpy.float64))
+            return _gram_eigen(numpy.concatenate(self.kept))
+        import scipy.linalg
         centre = self.sum / self.count
-        covariance = self.covariance_sum / self.count - numpy.outer(centre, centre)
-        self.covariance_sum = None  # the decomposition needs the memory
-        values, vectors = numpy.linalg.eigh(covariance)
+        covariance, self.covariance_sum = self.covariance_sum, None  # in place: no copies
+        covariance /= self.count
+        for start in range(0, self.units, 1024):
+            rows = slice(start, start + 1024)
+            covariance[rows] -= numpy.outer(centre[rows], centre)
+        # LAPACK's syevr overwriting the covariance: its workspace is O(units), where
+        # numpy.linalg.eigh (syevd) copies the matrix and needs 2 units^2 more (9216 units:
+        # 3.4 GB at the peak instead of 1.4 GB); about as fast
+        values, vectors = scipy.linalg.eigh(covariance, overwrite_a=True, check_finite=False,
+                                            driver='evr')
         del covariance
-        return values[::-1].copy(), vectors[:, ::-1].copy()
+        return values[::-1], vectors[:, ::-1]
 
 
 class Reservoir:
@@ -242,14 +264,14 @@ class Reservoir:
 
 def block_spectrum(blocks, seen=None):
     """Spectrum measures of whole blocks (n, values) (a sample of ``seen`` blocks)."""
-    data = numpy.asarray(blocks, dtype=numpy.float64).reshape(len(blocks), -1)
+    data = numpy.asarray(blocks).reshape(len(blocks), -1)
     result = {'blocks': len(data), 'blocks_seen': len(data) if seen is None else int(seen),
               'values': int(data.shape[1])}
     if len(data) < 2:
         result['note'] = 'fewer than 2 whole blocks: no spectrum'
         result['scree'] = scree([])
         return result
-    values, _ = _gram_eigen(data)
+    values, _ = _gram_eigen(data, components=False)
     result.update(spectrum_measures(values))
     result['scree'] = scree(values)
     return result
