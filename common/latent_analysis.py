@@ -223,8 +223,8 @@ def analyze(folder, dataset_path=None, gpu=-1, max_files=None, points=TRUNCATION
         result = truncation_utterance(model, wave, truncate, grid, device, f0_method,
                                       segment_frames)
         results.append(result)
-        log('%s: MCD %s dB at k = %s' % (name, ' '.join('%.2f' % result[k]['mcd'] for k in grid),
-                                         ' '.join(str(k) for k in grid)))
+        log('%s: MCD %.2f dB at k = %d ... %.2f dB at the full %d'
+            % (name, result[grid[0]]['mcd'], grid[0], result[grid[-1]]['mcd'], grid[-1]))
     del truncate, components
     curve = [{'k': k, **{key: float(numpy.mean([r[k][key] for r in results]))
                          for key in ('mse', 'lsd', 'mcd')}} for k in grid]
