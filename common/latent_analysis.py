@@ -111,9 +111,12 @@ def truncated_output(model, spectrogram, truncate, k, device=None):
 
 
 def truncation_utterance(model, wave, truncate, grid, device=None,
-                         f0_method=evaluate.F0_METHOD, segment_frames=None, margin_frames=None):
+                         f0_method=evaluate.F0_METHOD, segment_frames=None, margin_frames=None,
+                         progress=None):
     """{k: {'mse', 'lsd', 'mcd'}} of one utterance, measured as :mod:`common.evaluate`
-    measures its 'autoencoder_true_phase' rendering and its spectrogram numbers."""
+    measures its 'autoencoder_true_phase' rendering and its spectrogram numbers (in segments
+    with margins, combined exactly: :func:`common.evaluate.evaluate_utterance`).
+    ``progress(seconds done, seconds)``, if given, is called after each segment."""
     scaled = _scaled(wave)
     frames = sp.n_frames(len(scaled))
     sums = {k: {'squared_error': 0.0, 'lsd': [], 'mcd': []} for k in grid}
@@ -137,6 +140,8 @@ def truncation_utterance(model, wave, truncate, grid, device=None,
                                        * len(target) * sp.BINS)
             entry['lsd'].append(metrics.frame_log_spectral_distances(target, output[inside]))
             entry['mcd'].append(reference.frame_distortions(sp.to_wave(output, phase=phase))[world])
+        if progress is not None:
+            progress(sp.wave_length(stop) / sp.SAMPLE_RATE, sp.wave_length(frames) / sp.SAMPLE_RATE)
     speech = evaluate.speech_mask(powers)
     return {k: {'mse': entry['squared_error'] / (frames * sp.BINS),
                 'lsd': float(numpy.mean(numpy.concatenate(entry['lsd']))),
@@ -220,8 +225,12 @@ def analyze(folder, dataset_path=None, gpu=-1, max_files=None, points=TRUNCATION
     log('truncation: k = %s, %d utterances' % (', '.join(str(k) for k in grid), len(chosen)))
     results = []
     for name, (path, wave) in zip(names, chosen):
+        def progress(done, seconds, name=name):  # long files: a line per segment
+            if done < seconds:
+                log('%s: %.0f of %.0f s measured' % (name, done, seconds))
+
         result = truncation_utterance(model, wave, truncate, grid, device, f0_method,
-                                      segment_frames)
+                                      segment_frames, progress=progress)
         results.append(result)
         log('%s: MCD %.2f dB at k = %d ... %.2f dB at the full %d'
             % (name, result[grid[0]]['mcd'], grid[0], result[grid[-1]]['mcd'], grid[-1]))

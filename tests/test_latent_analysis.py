@@ -199,6 +199,37 @@ def test_the_full_size_point_is_what_evaluate_measures(tiny_model, recording):
     assert found[1]['mse'] != found[units]['mse']
 
 
+def test_long_files_in_segments_give_the_numbers_of_the_whole_utterance(tiny_model):
+    """12 s of speech, encoded and measured whole and in 5.1 s segments (5.1 s margins for the
+    measures): the same latents, MSE and LSD; the MCD within what F0 on each context moves."""
+    import glob
+    from common import audio
+    model, _ = tiny_model
+    paths = sorted(glob.glob(os.path.join(REPOSITORY, 'data', 'demo', 'flite_rms', '*.flac')))
+    wave = numpy.concatenate([audio.load(path) for path in paths[:5]])[:12 * 16000]
+    scaled = sp.normalize_batch(wave[None])[0][0]
+    whole = inference.encode(model, reconstruct.recording_spectrogram(scaled))
+    parts = list(latent_analysis.encoded_segments(model, scaled, None, segment_frames=160))
+    assert [frames for frames, _ in parts] == [160, 160, 54]
+    assert numpy.array_equal(numpy.concatenate([latents for _, latents in parts]), whole)
+    units = whole.shape[1] * whole.shape[3]
+    statistics = measures.FrameStatistics(units)
+    statistics.add(whole.transpose(0, 2, 1, 3).reshape(-1, units))
+    values, components = statistics.decompose()
+    truncate = measures.Truncation(statistics.mean, components, whole.shape[1:])
+    grid = [4, units]
+    found = latent_analysis.truncation_utterance(model, wave, truncate, grid, f0_method='dio')
+    lines = []
+    segmented = latent_analysis.truncation_utterance(
+        model, wave, truncate, grid, f0_method='dio', segment_frames=160, margin_frames=160,
+        progress=lambda done, seconds: lines.append((round(done, 1), round(seconds, 1))))
+    assert lines == [(5.2, 12.0), (10.3, 12.0), (12.0, 12.0)]
+    for k in grid:
+        assert segmented[k]['mse'] == pytest.approx(found[k]['mse'], rel=1e-6)
+        assert segmented[k]['lsd'] == pytest.approx(found[k]['lsd'], rel=1e-6)
+        assert segmented[k]['mcd'] == pytest.approx(found[k]['mcd'], abs=0.01)
+
+
 # -- the speaker probe ----------------------------------------------------------------------
 
 def voices_data(seed=0, voices=4, utterances=5, blocks=6, units=200, separation=1.0):
