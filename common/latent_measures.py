@@ -510,9 +510,9 @@ def summary_rows(analysis):
     rows += [
         ('MCD of the full latent (true phase)', _text(_number(full, 'mcd')), 'dB'),
         ('smallest k within %g dB MCD of the full latent' % MCD_TOLERANCE_DB,
-         _text(_number(a, 'k_within_0_1_db')), 'components'),
+         _text(_number(a, 'k_within_0_1_db')), 'of %s components' % _text(units)),
         ('smallest k within %g %% MSE of the full latent' % (100 * MSE_TOLERANCE),
-         _text(_number(a, 'k_within_1_percent_mse')), 'components'),
+         _text(_number(a, 'k_within_1_percent_mse')), 'of %s components' % _text(units)),
     ]
     probe = a.get('speaker_probe') if isinstance(a.get('speaker_probe'), dict) else {}
     if isinstance(probe.get('note'), str):
