@@ -174,7 +174,11 @@ def analyze(folder, dataset_path=None, gpu=-1, max_files=None, points=TRUNCATION
         raise tools.ToolError('%s: one usable audio file; the latent analysis needs validation '
                               'utterances that training did not see (a corpus of 2 or more '
                               'files)' % dataset_path)
-    chosen = list(zip(corpus.validation_files, corpus.validation_waves))[:max_files]
+    # copies: the decoded corpus (every file, views of one array) can then be freed
+    chosen = [(path, numpy.array(wave)) for path, wave in
+              list(zip(corpus.validation_files, corpus.validation_waves))[:max_files]]
+    validation_files = len(corpus.validation_files)
+    del corpus
     voices = _voices([path for path, _ in chosen], dataset_path, speaker_level)
     names = ['[%d/%d] %s' % (index + 1, len(chosen), os.path.relpath(path, dataset_path))
              for index, (path, _) in enumerate(chosen)]
@@ -256,7 +260,7 @@ def analyze(folder, dataset_path=None, gpu=-1, max_files=None, points=TRUNCATION
         'latent_shape': list(shape),
         'dataset': dataset_path,
         'files': len(chosen),
-        'validation_files': len(corpus.validation_files),
+        'validation_files': validation_files,
         'seconds': round(seconds, 3),
         **activity,
         **spectrum,
