@@ -37,12 +37,14 @@ import chainer
 
 from common import audio, cli, confidence, dataset, evaluate, inference, measures, preview, report
 from common import runs
+from common import latent_analysis, latent_measures  # python -m common.latent analyze
 from common import plot  # noqa: F401  (matplotlib on its Agg backend, files only)
 from common import spectrogram as sp
 from common import files
 
 LEARNING_CURVES = 'learning_curves.png'
 SPECTROGRAMS = 'spectrograms.png'
+LATENT = 'latent.png'
 TABLE = 'comparison.md'
 PAGE = 'index.html'
 AUDIO = 'audio'
@@ -71,6 +73,8 @@ class Run:
         if not self.log:
             raise runs.RunError('{}: empty log (no epoch finished)'.format(folder))
         self.metrics = report.evaluation_metrics(folder)
+        self.latent = latent_measures.read_analysis(folder)  # python -m common.latent analyze
+        self.metrics.update(latent_measures.table_metrics(self.latent))
         self.label = self.summary['experiment']
         self.utterance_mse = None
 
@@ -433,12 +437,17 @@ def compare(folders, out, device=None, force=False, excerpts=DEFAULT_EXCERPTS,
     plot_spectrograms(os.path.join(out, SPECTROGRAMS),
                       preview.PreviewSample('', sample.title, sample.wave, sample.spectrogram),
                       outputs)
+    analysed = [(run.label, run.latent) for run in loaded if run.latent]
+    if analysed:  # the runs' latent spectra and truncation curves on shared axes
+        latent_analysis.plot_comparison(os.path.join(out, LATENT), analysed)
+    elif os.path.lexists(os.path.join(out, LATENT)):
+        os.remove(os.path.join(out, LATENT))  # an older comparison's
     tables = summary_tables(loaded)
     table = write_table(out, loaded, tables, note)
     page = report.render_template(
         'compare.html', title='Comparison: {}'.format(', '.join(run.label for run in loaded)),
         runs=loaded, tables=tables, rows=rows, note=note, learning_curves=LEARNING_CURVES,
-        significance=significance_note(tables),
+        significance=significance_note(tables), latent=LATENT if analysed else None,
         spectrograms=SPECTROGRAMS, table=TABLE, sample=sample,
         with_lr=any(report.lr_changes(run.log) for run in loaded),
         griffin_lim_iterations=griffin_lim_iterations,

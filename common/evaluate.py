@@ -138,8 +138,7 @@ class _Sums:
         self.dnsmos = False
 
     def result(self):
-        power = numpy.concatenate(self.power)
-        speech = power >= power.max() - metrics.SILENCE_DB  # metrics.speech_frames' rule
+        speech = speech_mask(self.power)
         reference_f0 = numpy.concatenate(self.f0)
         result = {
             'frames': self.frames,
@@ -217,6 +216,37 @@ def evaluate_utterance(model, wave, device=None,
     return sums.result()
 
 
+def segment_reference(piece, spectrogram, phase, start, stop, last, f0_method=F0_METHOD,
+                      true_phase_input=None):
+    """The MCD reference of frames [start, stop) of a context ``piece`` (scaled wave; its
+    spectrogram and STFT phase): (:class:`common.metrics.MelCepstrumReference` of the input
+    with its true phase, every frame kept; the slice of its WORLD frames that are the
+    segment's; their power in dB, for :func:`speech_mask` on the whole utterance).  ``last``:
+    the segment ends the utterance; ``true_phase_input``: that wave, if already rendered."""
+    # WORLD frames (5 ms) of the segment: 6.4 per spectrogram frame; the last segment's run on
+    # to the end of the wave, as the whole utterance's do.
+    world = slice(start * sp.HOP_LENGTH // WORLD_HOP, None if last
+                  else stop * sp.HOP_LENGTH // WORLD_HOP)
+    if true_phase_input is None:
+        true_phase_input = sp.to_wave(spectrogram, phase=phase)
+    reference = metrics.MelCepstrumReference(
+        true_phase_input, sp.SAMPLE_RATE, f0_method=f0_method,
+        analysis_rate=MCD_SAMPLE_RATE, analysis_wave=piece, silence_db=numpy.inf)
+    analysis = metrics.resample(numpy.asarray(piece, dtype=numpy.float64), sp.SAMPLE_RATE,
+                                MCD_SAMPLE_RATE)  # as MelCepstrumReference analyses it
+    power = metrics.frame_power_db(metrics.spectral_envelope(
+        analysis, MCD_SAMPLE_RATE, reference.f0, reference.times))[world]
+    return reference, world, power
+
+
+def speech_mask(powers):
+    """The WORLD frames of a whole utterance that the MCD keeps, from its segments' frame
+    powers (:func:`segment_reference`): metrics.speech_frames' rule, on the loudest frame of
+    the whole utterance."""
+    power = numpy.concatenate(powers)
+    return power >= power.max() - metrics.SILENCE_DB
+
+
 def _measure(model, piece, start, stop, last, sums, device, griffin_lim_iterations, f0_method):
     """Add frames [start, stop) of a context ``piece`` (its whole frames: the wave covered by
     them) to ``sums``; ``last``: the segment ends the utterance."""
@@ -232,18 +262,10 @@ def _measure(model, piece, start, stop, last, sums, device, griffin_lim_iteratio
     # ||M||^2 of spectral convergence: the target's magnitudes (zero outside bins 1..256)
     energy = float(numpy.sum(sp.spectrogram_to_magnitude(target).astype(numpy.float64) ** 2))
     sums.target_energy += energy
-    # WORLD frames (5 ms) of the segment: 6.4 per spectrogram frame; the last segment's run on
-    # to the end of the wave, as the whole utterance's do.
-    world = slice(start * sp.HOP_LENGTH // WORLD_HOP, None if last
-                  else stop * sp.HOP_LENGTH // WORLD_HOP)
     true_phase_input = sp.to_wave(spectrogram, phase=phase)
-    reference = metrics.MelCepstrumReference(
-        true_phase_input, sp.SAMPLE_RATE, f0_method=f0_method,
-        analysis_rate=MCD_SAMPLE_RATE, analysis_wave=piece, silence_db=numpy.inf)
-    analysis = metrics.resample(numpy.asarray(piece, dtype=numpy.float64), sp.SAMPLE_RATE,
-                                MCD_SAMPLE_RATE)  # as MelCepstrumReference analyses it
-    sums.power.append(metrics.frame_power_db(metrics.spectral_envelope(
-        analysis, MCD_SAMPLE_RATE, reference.f0, reference.times))[world])
+    reference, world, power = segment_reference(piece, spectrogram, phase, start, stop, last,
+                                                f0_method, true_phase_input)
+    sums.power.append(power)
     sums.f0.append(_f0(true_phase_input, f0_method)[world])
     waves = {
         'griffin_lim_input': sp.to_wave(spectrogram, n_iter=griffin_lim_iterations),
@@ -313,6 +335,28 @@ def _f0(wave, f0_method):
     return metrics.f0_contour(wave, MCD_SAMPLE_RATE, f0_method)[0]
 
 
+def run_dataset(folder, summary, dataset_path=None):
+    """The corpus folder of a run: ``dataset_path`` if given, else summary.json's (ToolError
+    when it names none or it is not there)."""
+    if dataset_path is None:
+        dataset_path = (summary.get('dataset') or {}).get('path')
+        if not dataset_path:
+            raise tools.ToolError('%s: summary.json names no dataset; give --dataset' % folder)
+        if not os.path.isdir(dataset_path):
+            raise tools.ToolError('%s: the run\'s dataset %s is not there; give --dataset DIR'
+                                  % (folder, dataset_path))
+    return dataset_path
+
+
+def validation_corpus(summary, dataset_path, log=print):
+    """The corpus split as the run's training split it: load_corpus with the run's seed."""
+    seed = int((summary.get('hyperparameters') or {}).get('seed', 0))
+    try:
+        return dataset.load_corpus(dataset_path, seed=seed, log=log)
+    except dataset.CorpusError as error:
+        raise tools.ToolError(str(error))
+
+
 def evaluate(folder, dataset_path=None, gpu=-1, max_files=None,
              griffin_lim_iterations=tools.GRIFFIN_LIM_ITERATIONS, f0_method=F0_METHOD, log=print,
              dnsmos=False):
@@ -322,20 +366,10 @@ def evaluate(folder, dataset_path=None, gpu=-1, max_files=None,
     summary = tools.check_folder(folder)
     if dnsmos and metrics.dnsmos_unavailable():
         raise tools.ToolError('--dnsmos: ' + metrics.dnsmos_unavailable())
-    if dataset_path is None:
-        dataset_path = (summary.get('dataset') or {}).get('path')
-        if not dataset_path:
-            raise tools.ToolError('%s: summary.json names no dataset; give --dataset' % folder)
-        if not os.path.isdir(dataset_path):
-            raise tools.ToolError('%s: the run\'s dataset %s is not there; give --dataset DIR'
-                                  % (folder, dataset_path))
-    seed = int((summary.get('hyperparameters') or {}).get('seed', 0))
+    dataset_path = run_dataset(folder, summary, dataset_path)
     device = tools.get_device(gpu)
     model, summary = tools.load_model(folder, device)  # before a corpus that may take long
-    try:
-        corpus = dataset.load_corpus(dataset_path, seed=seed, log=log)
-    except dataset.CorpusError as error:
-        raise tools.ToolError(str(error))
+    corpus = validation_corpus(summary, dataset_path, log)
     files = list(zip(corpus.validation_files, corpus.validation_waves))
     if max_files is not None:
         files = files[:max_files]

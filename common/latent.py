@@ -3,6 +3,10 @@
     python -m common.latent encode results/<id> IN OUT.npz [--gpu N]
     python -m common.latent decode results/<id> IN.npz OUT.wav [--gpu N]
                                    [--griffin-lim-iterations N]
+    python -m common.latent analyze results/<id> [--dataset DIR] [--gpu N] [--max-files N]
+                                    [--truncation-points N] [--speaker-level N]
+
+analyze measures how much of the latent the model uses (:mod:`common.latent_analysis`).
 
 encode prepares the recording as :mod:`common.reconstruct` does (16 kHz mono, min-max scaled as a
 whole, (T, 256) spectrogram, consecutive 32-frame blocks, the last padded with silence) and saves
@@ -243,10 +247,11 @@ def _decode(args):
 
 
 def main(argv=None):
+    from common import latent_analysis  # it imports this module
     parser = argparse.ArgumentParser(
         prog=PROG, description='Encode a recording into the latent sequence of a trained '
         'AutoEncoder, or decode a latent sequence into audio.')
-    commands = parser.add_subparsers(dest='command', metavar='{encode,decode}')
+    commands = parser.add_subparsers(dest='command', metavar='{encode,decode,analyze}')
     commands.required = True
     encoder = commands.add_parser('encode', help='recording -> latents .npz')
     encoder.add_argument('results', help='results folder of a finished run')
@@ -259,9 +264,35 @@ def main(argv=None):
     decoder.add_argument('input', help='latent file (.npz of encode)')
     decoder.add_argument('output', help='output WAV (16 kHz, 16-bit)')
     tools.add_common_arguments(decoder)
+    analyzer = commands.add_parser(
+        'analyze', help='how much of the latent is used (common/latent_analysis.py)',
+        description='Activity, PCA spectrum, rate-distortion by truncation and a speaker probe '
+        'of the latent on the run\'s validation utterances; writes latent_analysis.json and '
+        'latent_analysis.png into the results folder.')
+    analyzer.add_argument('results', help='results folder of a finished run')
+    analyzer.add_argument('--dataset', '-d', default=None, metavar='DIR',
+                          help='corpus folder (default: the run\'s, from summary.json)')
+    analyzer.add_argument('--gpu', '-g', type=int, default=-1, help='GPU id (-1: CPU, default)')
+    analyzer.add_argument('--max-files', type=int, default=None, metavar='N',
+                          help='analyse only the first N validation files')
+    analyzer.add_argument('--truncation-points', type=int,
+                          default=latent_analysis.TRUNCATION_POINTS, metavar='N',
+                          help='points k of the truncation curve (default %(default)s; each '
+                          'decodes every utterance once)')
+    analyzer.add_argument('--speaker-level', type=int, default=1, metavar='N',
+                          help='the folder N levels below the corpus folder names the speaker '
+                          '(default %(default)s: <corpus>/<speaker>/...; 0: no speaker folders, '
+                          'no probe)')
     args = parser.parse_args(argv)
     if args.command == 'decode' and args.griffin_lim_iterations < 0:
         parser.error('--griffin-lim-iterations must be >= 0')
+    if args.command == 'analyze':
+        for flag, value, least in (('--max-files', args.max_files, 1),
+                                   ('--truncation-points', args.truncation_points, 2),
+                                   ('--speaker-level', args.speaker_level, 0)):
+            if value is not None and value < least:
+                parser.error('%s must be at least %d' % (flag, least))
+        return tools.run_tool(PROG, latent_analysis.main, args)
     return tools.run_tool(PROG, _encode if args.command == 'encode' else _decode, args)
 
 

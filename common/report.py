@@ -45,6 +45,7 @@ import markdown_it
 import markupsafe
 
 from common import files, measures, preview, runs
+from common import latent_measures  # the Latent section (python -m common.latent analyze)
 
 INDEX = 'index.html'
 EVALUATION = 'evaluation.json'
@@ -564,8 +565,9 @@ def render(folder):
             'audio': [_media(folder, '/'.join(filter(None, (sub, name))), caption)
                       for name, caption in AUDIO],
         })
-    listed = [name for name in ('summary.json', 'log', EVALUATION)
+    listed = [name for name in ('summary.json', 'log', EVALUATION, latent_measures.FILENAME)
               if os.path.isfile(os.path.join(folder, name))]
+    analysis = latent_measures.read_analysis(folder)  # python -m common.latent analyze
     headings, matrix, bookkeeping = metric_matrix(metrics)
     return render_template(
         'run.html', title=texts['title'], summary=summary, texts=texts,
@@ -581,6 +583,10 @@ def render(folder):
         loss=_media(folder, 'loss.png', 'training and validation MSE per epoch'),
         metric_headings=headings, metric_rows=matrix,
         bookkeeping=bookkeeping, evaluated=bool(metrics), evaluation=EVALUATION,
+        latent=None if analysis is None else {
+            'rows': latent_measures.page_rows(analysis),
+            'figure': _media(folder, latent_measures.FIGURE,
+                             'scree, truncation curve and voice map of the latent')},
         previews=previews, history=_history(folder), files=listed, written=_now())
 
 
