@@ -32,6 +32,9 @@ REQUIREMENTS = (
     ('pysptk', 'pysptk'),
     ('pyworld', 'pyworld'),
     ('soundfile', 'soundfile'),
+    ('jinja2', 'jinja2'),
+    ('markdown_it', 'markdown-it-py'),
+    ('pystoi', 'pystoi'),
 )
 
 

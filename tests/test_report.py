@@ -174,12 +174,12 @@ def test_the_command_regenerates_the_page_and_names_unknown_numbers(c9335bce_run
     folder = copy_run(c9335bce_run, tmp_path / 'run')
     (folder / 'index.html').unlink()
     with open(folder / 'evaluation.json', 'w') as f:  # a number no table row knows yet
-        json.dump({'mcd_db': 6.5, 'autoencoder_griffin_lim': {'f0_rmse_cents': 41.25},
+        json.dump({'mcd_db': 6.5, 'autoencoder_griffin_lim': {'jitter_cents': 41.25},
                    'files': ['a.wav']}, f)
     result = run_report(folder)
     assert result.returncode == 0, result.stderr
     said = words((folder / 'index.html').read_text(encoding='utf-8'))
-    assert 'f0 rmse (cents)' in said and '41.25' in said and 'MCD (dB)' in said
+    assert 'jitter (cents)' in said and '41.25' in said and 'MCD (dB)' in said
 
 
 # -- README texts through markdown-it-py ----------------------------------------------------------
@@ -228,8 +228,8 @@ def test_readers_names_and_units_come_from_one_table():
     assert measures.label('spectrogram_lsd_db') == 'spectrogram LSD (dB)'
     assert measures.label('seconds') == 'audio evaluated (s)'
     # A number without a row: named after itself, with the unit its suffix says.
-    assert measures.label('autoencoder_griffin_lim.f0_rmse_cents') == \
-        'f0 rmse, output through Griffin-Lim (cents)'
+    assert measures.label('autoencoder_griffin_lim.jitter_cents') == \
+        'jitter, output through Griffin-Lim (cents)'
     assert measures.order(['autoencoder_griffin_lim.lsd_db', 'zzz', 'files',
                            'griffin_lim_input.mcd_db', 'autoencoder_griffin_lim.mcd_db']) == [
         'files', 'zzz', 'griffin_lim_input.mcd_db', 'autoencoder_griffin_lim.mcd_db',
