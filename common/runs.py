@@ -23,7 +23,7 @@ import re
 
 import common  # noqa: F401
 
-from common import files, npz
+from common import files, npz, protocol
 from common.autoencoder import AutoEncoder
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,7 +43,14 @@ class RunError(Exception):
 
 
 def _number(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    """A JSON number that is a float, or an integer a float holds (10**400 is neither)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def _integer(value):
@@ -77,13 +84,18 @@ SUMMARY_FIELDS = (
     ('command', _optional(lambda v: isinstance(v, str)), 'a string'),
 )
 NESTED_FIELDS = (
-    ('hyperparameters', 'seed', _integer, 'an integer'),
+    ('hyperparameters', 'seed', lambda v: _integer(v) and v in protocol.SEEDS,
+     'an integer from {} to {}'.format(protocol.SEEDS.start, protocol.SEEDS.stop - 1)),
     ('hyperparameters', 'batchsize', _optional(_integer), 'an integer'),
     ('dataset', 'path', _optional(lambda v: isinstance(v, str)), 'a string'),
 )
 REQUIRED = ('experiment', 'net', 'parameters')
 #: LogReport keys the tools read, which must be numbers where an entry has them.
-LOG_NUMBERS = ('epoch', 'iteration', 'main/loss', 'validation/main/loss', 'elapsed_time')
+LOG_NUMBERS = ('main/loss', 'validation/main/loss', 'elapsed_time')
+#: ... and the counters, which LogReport writes as integers: 0 up to where a float (what a plot
+#: axis holds) still counts exactly.  An epoch of 1e308 or Infinity is no epoch of a run.
+LOG_COUNTERS = ('epoch', 'iteration')
+MAX_COUNTER = 2 ** 53
 
 
 def read_json(path, what, max_bytes):
@@ -153,6 +165,11 @@ def load_log(folder):
             if key in entry and not _number(entry[key]):
                 raise RunError('{}: "{}" must be a number, not {}'.format(
                     path, key, _short(entry[key])))
+        for key in LOG_COUNTERS:
+            value = entry.get(key, 0)
+            if not (_integer(value) and 0 <= value <= MAX_COUNTER):
+                raise RunError('{}: "{}" must be an integer from 0 to {}, not {}'.format(
+                    path, key, MAX_COUNTER, _short(value)))
         if 'epoch' not in entry:
             raise RunError('{}: an entry has no "epoch"'.format(path))
     return log
@@ -200,8 +217,12 @@ def net_class(spec):
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     found = getattr(module, class_name, None)
-    if not (isinstance(found, type) and issubclass(found, AutoEncoder)):
-        raise RunError('net "{}": {} has no AutoEncoder class {}'.format(spec, path, class_name))
+    # The net's own class: not a name net.py imports (AutoEncoder itself, the base of every
+    # net, has no layers).
+    if not (isinstance(found, type) and issubclass(found, AutoEncoder)
+            and found.__module__ == module.__name__):
+        raise RunError('net "{}": {} defines no AutoEncoder class {}'.format(
+            spec, path, class_name))
     return found
 
 
