@@ -33,6 +33,16 @@ MAX_LOG_BYTES = 64 * 2 ** 20
 #: An experiment id: one folder name (letters, digits, '_', '-', '.'; no leading '.').
 EXPERIMENT_ID = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')
 NET_SPEC = re.compile(r'(?P<experiment>[^/\\:]+)/net\.py:(?P<name>[A-Za-z_][A-Za-z0-9_]*)')
+#: Files (or folders) that tools add to a finished run, each computed from its model.npz.  When
+#: the run in the folder is replaced (--force) or continued (--resume), they describe a model
+#: that is gone, and training removes them with the finish (common/results.py): a page or a
+#: comparison never shows an older model's numbers as the run's.  A tool that adds a file to a
+#: finished run names it here.
+DERIVED_FILES = (
+    'evaluation.json',       # python -m common.evaluate
+    'latent_analysis.json',  # python -m common.latent analyze (issue 21)
+    'latent_analysis.png',
+)
 #: Top-level folders that are never experiments: results and data from elsewhere land in the
 #: first two, even with a net.py and a train.py in them.
 NOT_EXPERIMENTS = ('results', 'data', 'common', 'tests', 'bench')
