@@ -6,7 +6,10 @@ own hyper-parameters (epochs, minibatch, learning rate) as the flags' defaults, 
 ``main`` through :func:`exit_status`.
 """
 import argparse
+import contextlib
+import math
 import os
+import signal
 import sys
 
 import numpy
@@ -34,6 +37,30 @@ class UsageError(Exception):
     def __init__(self, message, everywhere=False):
         super().__init__(message)
         self.everywhere = everywhere
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside the training loop (the loop snapshots and stops on its own): handled as
+    Ctrl-C is, so every clean-up that Ctrl-C gets (temporary files, a folder made for nothing)
+    happens, and the command ends with a line instead of silently."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Within the block, SIGTERM raises :class:`Terminated`; a second one ends the process at
+    once, as usual.  Outside the main thread, nothing changes."""
+    def terminate(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Terminated()
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 #: Errors a command reports as one line ("train.py: error: ..."), never as a traceback (a GPU out
@@ -133,18 +160,30 @@ def lr_decay(trainer, args):
 
 
 def parse_training_args(parser, argv=None):
-    """Parse and check the flags of :func:`training_parser` (argparse's own errors on misuse)."""
+    """Parse and check the flags of :func:`training_parser`: argparse's own errors on misuse,
+    and :class:`UsageError` (one line) for a value or combination of values that is out of range.
+    """
     args = parser.parse_args(argv)
     for name in ('epoch', 'batchsize', 'excerpts_per_epoch', 'validation_excerpts',
                  'preview_interval', 'snapshot_interval'):
         if getattr(args, name) < 1:
-            parser.error('--{} must be at least 1'.format(name.replace('_', '-')))
+            raise UsageError('--{} must be at least 1'.format(name.replace('_', '-')))
     if args.snapshots_kept < 0:
-        parser.error('--snapshots-kept must be at least 0')
-    if args.lr <= 0:
-        parser.error('--lr must be positive')
+        raise UsageError('--snapshots-kept must be at least 0')
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise UsageError('--lr must be a positive number, not {}'.format(args.lr))
+    if args.seed not in protocol.SEEDS:
+        raise UsageError('--seed {} is out of range: a seed is {} to {}'.format(
+            args.seed, protocol.SEEDS.start, protocol.SEEDS.stop - 1))
+    if args.batchsize > args.excerpts_per_epoch:
+        # A minibatch larger than the epoch spans several epochs in one iteration: the log and
+        # summary.json would count epochs that never ended with their own update.
+        raise UsageError('--batchsize {} is more than the {} excerpts of an epoch '
+                         '(--excerpts-per-epoch): one iteration would span several epochs; give '
+                         'a minibatch of at most {}'.format(args.batchsize, args.excerpts_per_epoch,
+                                                            args.excerpts_per_epoch))
     if not 0 < args.lr_decay_factor <= 1:
-        parser.error('--lr-decay-factor must be in (0, 1]')
+        raise UsageError('--lr-decay-factor must be in (0, 1], not {}'.format(args.lr_decay_factor))
     check_gpu_flags(parser, args)
     return args
 
@@ -213,7 +252,8 @@ def exit_status(main, argv=None):
     from common import distributed
     prog = os.path.basename(sys.argv[0])
     try:
-        main(argv)
+        with sigterm_as_interrupt():
+            main(argv)
     except ONE_LINE_ERRORS as e:
         comm = distributed.active()
         everywhere = getattr(e, 'everywhere', False)
@@ -224,7 +264,10 @@ def exit_status(main, argv=None):
         if not everywhere:
             distributed.abort(comm, 2)
         return 2
-    except KeyboardInterrupt:  # a second Ctrl-C, or one outside the training loop
-        print('{}: interrupted'.format(prog), file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # a second Ctrl-C, or Ctrl-C or SIGTERM outside the loop
+        terminated = isinstance(e, Terminated)
+        print('{}: interrupted ({}){}'.format(prog, 'SIGTERM' if terminated else 'Ctrl-C',
+                                              ' ' + str(e) if str(e) else ''),
+              file=sys.stderr, flush=True)
+        return 128 + int(signal.SIGTERM if terminated else signal.SIGINT)
     return 0

@@ -45,7 +45,8 @@ def communicator_name(args):
 def create_communicator(args):
     """The ChainerMN communicator of ``--communicator``, or None (one process, no MPI).
 
-    Checks the batch size: ``--batchsize`` is the global minibatch, which the workers share.
+    Checks the batch size: ``--batchsize`` is the global minibatch, which the workers share,
+    and ``--excerpts-per-epoch`` the global epoch, which they share too.
     """
     if args.communicator is None:
         return None
@@ -71,6 +72,12 @@ def create_communicator(args):
     if args.batchsize % comm.size:
         raise UsageError('--batchsize {} is the global minibatch and must be divisible by the '
                          '{} workers'.format(args.batchsize, comm.size), everywhere=True)
+    if args.excerpts_per_epoch % comm.size:
+        # Each worker draws its share of an epoch; a share rounded up would make the epoch
+        # larger than summary.json says.
+        raise UsageError('--excerpts-per-epoch {} must be divisible by the {} workers, each '
+                         'drawing an equal share of an epoch'.format(args.excerpts_per_epoch,
+                                                                     comm.size), everywhere=True)
     if args.validation_excerpts < comm.size:
         raise UsageError('--validation-excerpts {} leaves a worker without any: give at least '
                          '{}'.format(args.validation_excerpts, comm.size), everywhere=True)

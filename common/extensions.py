@@ -7,22 +7,28 @@
 - :class:`PeakGPUMemory` follows the GPU memory in use and CuPy's pool (the record's 3017 MiB
   card).
 - :func:`snapshot`: Chainer's trainer snapshot, uncompressed, named ``snapshot_iter_N``.
-- :func:`loss_plot`: Chainer's PlotReport of the learning curve (``loss.png``).
+- :func:`loss_plot`: Chainer's PlotReport of the learning curve (``loss.png``), written
+  atomically (:class:`AtomicPlotReport`).
+- :func:`check_restored`: the state a snapshot restored is one a run writes (``--resume``).
 - :func:`every_epochs`: the trigger of snapshots and previews.
 - :class:`Preview` (in :mod:`common.preview`) writes spectrogram images and audio.
 """
 import functools
 import glob
 import math
+import numbers
 import os
 import re
 import signal
+
+import numpy
 
 import common  # noqa: F401
 import chainer
 from chainer import backend
 from chainer.training import extension
 from chainer.training import extensions
+from chainer.training import triggers
 
 from common import gpu_path
 
@@ -56,14 +62,156 @@ def snapshots(out):
 
 def loss_plot(keys=('main/loss', 'validation/main/loss')):
     """The learning curve, ``loss.png``: ``keys`` per epoch (Chainer's PlotReport)."""
-    return extensions.PlotReport(list(keys), 'epoch', file_name='loss.png',
-                                 postprocess=_label_loss_plot)
+    return AtomicPlotReport(list(keys), 'epoch', file_name='loss.png',
+                            postprocess=_label_loss_plot)
+
+
+class AtomicPlotReport(extensions.PlotReport):
+    """Chainer's PlotReport, its figure written atomically (:func:`common.plot.save_figure`).
+
+    Chainer 7.8.1's PlotReport renders straight into its file, so a kill while it writes leaves
+    a truncated image where a good one was, and a link at its name is written through.  The
+    figure here is Chainer's, drawn by the same steps; only the write differs.  It keeps
+    Chainer's name (snapshot entries ``extensions/PlotReport/...``), so snapshots of either
+    load into the other.
+    """
+
+    @property
+    def default_name(self):
+        return 'PlotReport'
+
+    def __call__(self, trainer):
+        import matplotlib.pyplot as plt
+        from common import plot
+        keys = self._y_keys
+        summary = self._summary
+        summary.add({k: trainer.observation[k] for k in keys if k in trainer.observation})
+        if not (trainer.is_before_training or self._trigger(trainer)):
+            return
+        stats = {name: float(value) for name, value in summary.compute_mean().items()}
+        stats['epoch'] = trainer.updater.epoch
+        stats['iteration'] = trainer.updater.iteration
+        x = stats[self._x_key]
+        for k in keys:
+            if k in stats:
+                self._data[k].append((x, stats[k]))
+        figure = plt.figure()
+        axes = figure.add_subplot(111)
+        axes.set_xlabel(self._x_key)
+        if self._grid:
+            axes.grid()
+        for k in keys:
+            if self._data[k]:
+                xy = numpy.array(self._data[k])
+                axes.plot(xy[:, 0], xy[:, 1], marker=self._marker, label=k)
+        if axes.has_data():
+            if self._postprocess is not None:
+                self._postprocess(figure, axes, summary)
+            legend = axes.legend(bbox_to_anchor=(1.05, 1), loc=2, borderaxespad=0.)
+            plot.save_figure(figure, os.path.join(trainer.out, self._file_name),
+                             bbox_extra_artists=(legend,), bbox_inches='tight')
+        else:
+            plt.close(figure)
+        self._init_summary()
 
 
 def _label_loss_plot(figure, axes, summary):
     axes.set_xlabel('epoch')
     axes.set_ylabel('mean squared error')
     axes.set_title('learning curve')
+
+
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_count(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0
+
+
+def check_restored(trainer):
+    """ValueError (one line) unless the state a snapshot restored into ``trainer`` is one that
+    a run writes: counters that count (iteration, epoch, position, excerpts drawn), finite
+    times and trigger states, a LogReport log of entries of numbers, a PlotReport curve of
+    (x, y) pairs for each of its keys.
+
+    ``common.npz.load_npz`` checks each entry's shape and kind; this checks what the values
+    say, where a wrong one would stop the run later with a traceback (a log that is not a
+    list, a negative excerpt count) or make it train on past its end.
+    """
+    def number(value, what, finite=True):
+        value = numpy.asarray(value).item() if isinstance(value, numpy.ndarray) else value
+        if not _is_number(value) or (finite and not math.isfinite(value)):
+            raise ValueError('{} is {}, not a finite number'.format(what, value))
+        return value
+
+    def count(value, what):
+        value = numpy.asarray(value).item() if isinstance(value, numpy.ndarray) else value
+        if not _is_count(value):
+            raise ValueError('{} is {}, not a count (an integer >= 0)'.format(what, value))
+
+    updater = trainer.updater
+    count(updater.iteration, 'updater/iteration')
+    for name, iterator in getattr(updater, '_iterators', {}).items():  # what it serializes
+        what = 'updater/iterator:{}/'.format(name)
+        count(iterator.epoch, what + 'epoch')
+        position = getattr(iterator, 'current_position', 0)
+        count(position, what + 'current_position')
+        size = len(getattr(iterator, 'dataset', ()))
+        if size and position >= size:
+            raise ValueError('{}current_position is {}, past the {} examples of an epoch'.format(
+                what, position, size))
+        previous = getattr(iterator, '_previous_epoch_detail', -1.)  # -1: no iteration yet
+        if number(previous, what + 'previous_epoch_detail') < -1:
+            raise ValueError('{}previous_epoch_detail is {}'.format(what, previous))
+        if hasattr(getattr(iterator, 'dataset', None), 'drawn'):
+            count(iterator.dataset.drawn, what + 'dataset/drawn')
+    if number(trainer._snapshot_elapsed_time, 'elapsed_time') < 0:
+        raise ValueError('elapsed_time is {}, negative'.format(trainer._snapshot_elapsed_time))
+    triggers_of = [('stop_trigger', trainer.stop_trigger)] + [
+        ('extension_triggers/' + name, entry.trigger)
+        for name, entry in trainer._extensions.items()]
+    for name, entry in trainer._extensions.items():
+        extension_ = entry.extension
+        what = 'extensions/{}/'.format(name)
+        if hasattr(extension_, '_trigger'):
+            triggers_of.append((what + '_trigger', extension_._trigger))
+        if isinstance(extension_, extensions.LogReport):
+            _check_log(extension_.log, what + '_log')
+        if isinstance(extension_, extensions.PlotReport):
+            _check_curves(extension_, what + '_plot_' + extension_._file_name)
+    for what, trigger in triggers_of:
+        if isinstance(trigger, triggers.IntervalTrigger):
+            number(trigger._previous_epoch_detail, what + '/previous_epoch_detail')
+            number(trigger._previous_iteration, what + '/previous_iteration')
+
+
+def _check_log(log, what):
+    if not isinstance(log, list):
+        raise ValueError('{} is not a list of log entries'.format(what))
+    for entry in log:
+        if not isinstance(entry, dict):
+            raise ValueError('{} holds {!r:.40}, not a log entry (an object)'.format(what, entry))
+        for key in ('epoch', 'iteration'):
+            if not _is_count(entry.get(key)):
+                raise ValueError('{}: an entry\'s "{}" is {!r:.40}, not a count'.format(
+                    what, key, entry.get(key)))
+        for key, value in entry.items():
+            if not _is_number(value):
+                raise ValueError('{}: an entry\'s "{}" is {!r:.40}, not a number'.format(
+                    what, key, value))
+
+
+def _check_curves(report, what):
+    data = report._data
+    if not isinstance(data, dict) or set(data) != set(report._y_keys):
+        raise ValueError('{} is not the curves of {}'.format(what, ', '.join(report._y_keys)))
+    for key, points in data.items():
+        if not (isinstance(points, list) and all(
+                isinstance(point, list) and len(point) == 2 and all(map(_is_number, point))
+                for point in points)):
+            raise ValueError('{}: the curve of {} is not a list of (x, y) numbers'.format(
+                what, key))
 
 
 class NonFiniteLoss(Exception):

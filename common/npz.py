@@ -21,6 +21,7 @@ through this module instead:
 
 Every refusal is an :class:`NpzError`, one line naming the file and the reason.
 """
+import lzma
 import zipfile
 import zlib
 
@@ -38,6 +39,14 @@ MAX_UNSIZED_BYTES = 2 ** 30
 #: The .npy header versions numpy writes for numeric arrays (3.0 only adds UTF-8 field names).
 HEADER_READERS = {(1, 0): npy_format.read_array_header_1_0,
                   (2, 0): npy_format.read_array_header_2_0}
+#: The zip compression methods a member may use: numpy writes the first two; Python's zipfile
+#: reads all four.  Any other method, and zip encryption, is refused by name.
+COMPRESSIONS = {zipfile.ZIP_STORED: 'stored', zipfile.ZIP_DEFLATED: 'deflated',
+                zipfile.ZIP_BZIP2: 'bzip2', zipfile.ZIP_LZMA: 'lzma'}
+#: What reading a member's data may raise when it is corrupt or truncated: the zip module's own
+#: errors, and those of each decompressor (zlib, bzip2's OSError, lzma).
+MEMBER_ERRORS = (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error, lzma.LZMAError,
+                 NotImplementedError, RuntimeError)
 #: dtype kinds an entry may have for each kind of target (numpy's casting 'same_kind' in spirit,
 #: but never a float target from integers: a model of integers is not a model).
 FITTING_KINDS = {'f': 'f', 'i': 'iu', 'u': 'iu', 'b': 'b', 'c': 'c'}
@@ -118,10 +127,20 @@ class Archive:
         return NpzError("{}: {} entry '{}' {}".format(self.path, self.what, key, reason))
 
     def _info(self, key):
+        """The zip member of entry ``key``, refused unless zipfile can read it unaided."""
         try:
-            return self._members[key]
+            info = self._members[key]
         except KeyError:
             raise NpzError("{}: {} has no entry '{}'".format(self.path, self.what, key))
+        if info.flag_bits & 0x1:
+            raise self.refuse(key, 'is encrypted (zip encryption): refused; numpy never '
+                              'encrypts an entry')
+        if info.compress_type not in COMPRESSIONS:
+            raise self.refuse(key, 'uses zip compression method {}, which cannot be read '
+                              '(numpy writes {})'.format(info.compress_type, ' or '.join(
+                                  COMPRESSIONS[method] for method in (zipfile.ZIP_STORED,
+                                                                      zipfile.ZIP_DEFLATED))))
+        return info
 
     def header(self, key):
         """The :class:`Header` of entry ``key``, read without its data and checked: not an
@@ -136,7 +155,7 @@ class Archive:
                 header_size = stream.tell()
         except NpzError:
             raise
-        except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as error:
+        except MEMBER_ERRORS as error:
             raise self.refuse(key, 'is not a readable .npy array ({})'.format(_one_line(error)))
         header = Header(key, shape, dtype)
         if dtype.hasobject:
@@ -158,7 +177,7 @@ class Archive:
         try:
             with self._zip.open(self._members[key]) as stream:
                 return npy_format.read_array(stream, allow_pickle=False)
-        except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as error:
+        except MEMBER_ERRORS as error:
             raise self.refuse(key, 'is unreadable ({})'.format(_one_line(error)))
 
     def __getitem__(self, key):  # what Chainer's NpzDeserializer reads
@@ -236,6 +255,7 @@ def load_npz(path, obj, what=None, strict=True):
             SafeDeserializer(archive, strict=strict, what=what).load(obj)
         except NpzError:
             raise
-        except (KeyError, ValueError, TypeError) as error:  # e.g. an extension's state
+        except (KeyError, ValueError, TypeError, RecursionError) as error:
+            # e.g. an extension's state: Chainer's LogReport and PlotReport keep theirs as JSON
             raise NpzError('{}: does not fit {} ({}: {})'.format(
                 path, what, type(error).__name__, _one_line(error)))

@@ -12,16 +12,19 @@ from common import files  # noqa: E402
 from common import spectrogram as sp  # noqa: E402
 
 
-def save_figure(fig, path, dpi=100):
-    """Write a matplotlib figure to ``path`` atomically and close it.
+def save_figure(fig, path, dpi=100, **options):
+    """Write a matplotlib figure to ``path`` atomically and close it; ``options`` go to
+    ``savefig``.
 
     A figure is rendered straight into its file, so a crash, Ctrl-C or full disk while it is
     written would leave a truncated PNG where the last good one was; written to a temporary
-    file renamed into place (:func:`common.files.atomic_write`), ``path`` holds either.
+    file renamed into place (:func:`common.files.atomic_write`), ``path`` holds either.  The
+    rename replaces a link at ``path`` itself: nothing is written through it.
     """
     try:
         with files.atomic_write(path) as stream:
-            fig.savefig(stream, dpi=dpi, format=os.path.splitext(path)[1][1:] or 'png')
+            fig.savefig(stream, dpi=dpi, format=os.path.splitext(path)[1][1:] or 'png',
+                        **options)
     finally:
         plt.close(fig)
 

@@ -13,3 +13,7 @@ UNRECORDED = dict(
     validation_excerpts=200,
     preview_interval=10,
 )
+
+#: The seeds a run takes (``--seed``, summary.json's ``hyperparameters.seed``): NumPy's global
+#: generator, which Chainer's initializers draw from, is seeded with 0 .. 2**32 - 1 only.
+SEEDS = range(2 ** 32)

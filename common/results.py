@@ -7,11 +7,15 @@ in order, its ``resume`` (with ``--resume``), ``run`` and ``finish``.  The finis
 """
 import contextlib
 import datetime
+import errno
 import fcntl
+import functools
 import glob
 import json
 import os
+import re
 import shutil
+import stat
 import sys
 import uuid
 
@@ -20,17 +24,35 @@ import numpy
 import common  # noqa: F401
 import chainer
 
-from common import distributed, env, files, gpu_memory, npz, report
+from common import distributed, env, files, gpu_memory, npz, report, runs
 from common import extensions as ext
 from common import spectrogram as sp
 from common.cli import UsageError
 
 #: A folder holding any of these (or a snapshot) holds a run.
-RUN_FILES = ('log', 'summary.json', 'model.npz', 'index.html')
-#: What a finished run writes at its end: removed when a run (re)starts in the folder, so a
-#: folder never claims a finish that its log and snapshots have moved past.
-FINISHED_FILES = ('model.npz', 'summary.json', 'index.html')
+RUN_FILES = ('log', 'summary.json', 'model.npz', 'index.html') + runs.DERIVED_FILES
+#: What a finished run writes at its end, and what tools add to it (:data:`common.runs.
+#: DERIVED_FILES`): removed when a run (re)starts in the folder, so a folder never claims a
+#: finish, or shows numbers of a model, that its log and snapshots have moved past.
+FINISHED_FILES = ('model.npz', 'summary.json', 'index.html') + runs.DERIVED_FILES
+#: What the run writes while it trains besides the log and the snapshots: the learning curve
+#: and, in each preview folder (common/report.py's PREVIEWS), the preview files
+#: (common/preview.py).  Removed with the run when a new run replaces it (--force).
+LOSS_PLOT = 'loss.png'
+PREVIEW_FILES = ('spectrogram_input.png', 'spectrogram_output.png', 'input.wav', 'output.wav',
+                 'input_griffinlim.wav')
+#: Folders a run fills while it trains, in later versions (issue 22: TensorBoard event files,
+#: the preview history); removed, whole, only when a new run replaces the run (--force).
+TRAINING_FOLDERS = ('tensorboard', 'previews')
 LOCK = '.lock'
+#: The lock file holds a pid; a longer one is not ours.
+MAX_LOCK_BYTES = 64
+#: How deep :func:`_links` looks for symbolic links in a results folder (the folder, its
+#: preview folders and the folders in those).
+LINK_DEPTH = 3
+#: The temporary folder of Chainer's LogReport (utils.tempdir(prefix='log'): 'log' and
+#: tempfile's 8 random characters), left behind when a process is killed while it writes.
+LOG_REPORT_TEMPORARY = re.compile(r'log[a-z0-9_]{8}')
 
 
 class ResultsFolder:
@@ -38,14 +60,18 @@ class ResultsFolder:
 
     On entering, it creates the folder (one-line errors when it is a file, cannot be created
     or is not writable), takes an OS lock on ``.lock`` inside it (a second training process
-    is refused in one line), removes leftovers of writes that a killed process left behind,
-    and decides between a new run and ``--resume``:
+    is refused in one line; a ``.lock`` that is a link is refused, never written through),
+    refuses a folder holding symbolic links (a run writes nothing outside its folder), removes
+    leftovers of writes that a killed process left behind, and decides between a new run and
+    ``--resume``:
 
     - a folder holding a run is refused unless ``--resume`` or ``--force`` is given;
     - ``--resume`` takes a snapshot of this experiment only, and one of the run the folder
       holds, unless ``--force`` says to replace that run;
-    - when a run (re)starts, the files of a finished run (model.npz, summary.json,
-      index.html) are removed: the run writes them again when it ends.
+    - when a run continues, the files of its finish (model.npz, summary.json, index.html) and
+      what tools added (:data:`common.runs.DERIVED_FILES`) are removed: the run writes its
+      finish again when it ends; when a new run replaces one, every file of the old run goes.
+      Both happen only once the run can start (:meth:`resume`), so a refusal changes nothing.
 
     ``resume_from`` is then the snapshot to load (or None) and ``run_id`` the run's identity
     (a new one, or the snapshot's).  If the block fails before anything but the lock was
@@ -66,6 +92,7 @@ class ResultsFolder:
         self.run_id = None
         self._lock = None
         self._created = False
+        self._clear = None  # what the run removes of the folder's old files, once it can start
 
     def __enter__(self):
         refusal = None
@@ -96,22 +123,29 @@ class ResultsFolder:
         self._created = not os.path.exists(out)
         try:
             os.makedirs(out, exist_ok=True)
-            self._lock = open(os.path.join(out, LOCK), 'a+')
         except OSError as e:
             raise UsageError('{}: cannot write there ({})'.format(out, e.strerror or e))
+        self._lock = _open_lock(out)
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             self._lock.seek(0)
-            holder = self._lock.read().strip() or 'unknown'
+            holder = self._lock.read(MAX_LOCK_BYTES).strip() or 'unknown'
             self._lock.close()
             self._lock = None
             raise UsageError('{}: another training process (pid {}) is using this results '
                              'folder; wait for it or give another --out'.format(out, holder))
+        # Ours now: a regular file with no other name (_open_lock), which only we write.
         self._lock.seek(0)
         self._lock.truncate()
         self._lock.write(str(os.getpid()))
         self._lock.flush()
+        links = _links(out)
+        if links:
+            raise UsageError(
+                '{} holds symbolic links ({}{}): a run writes only inside its results folder, '
+                'never through a link; remove them, or give another --out'.format(
+                    out, ', '.join(links[:4]), ', ...' if len(links) > 4 else ''))
         _remove_leftovers(out)
 
     def _decide(self):
@@ -127,7 +161,7 @@ class ResultsFolder:
                               'over, or give another --out')
                 raise UsageError('{} already holds a run ({}){}'.format(
                     out, ', '.join(held[:4]), advice))
-            _remove(out, held)
+            self._clear = functools.partial(_remove_run, out)
             self.run_id = uuid.uuid4().hex
             return
         path = args.resume
@@ -148,17 +182,22 @@ class ResultsFolder:
                 '{} holds another run ({}) than the snapshot {}: pass --force to replace it, '
                 'or give another --out'.format(out, ', '.join(others[:4]), path))
         inside = os.path.abspath(os.path.dirname(path)) == os.path.abspath(out)
-        _remove(out, [name for name in held if name in others or name in FINISHED_FILES
-                      if not (inside and name == os.path.basename(path))])
+        keep = [os.path.basename(path)] if inside else []
+        if others:  # the snapshot's run replaces another: none of the other's files stay
+            self._clear = functools.partial(_remove_run, out, keep=keep)
+        else:  # the run continues: what its end wrote, or tools added, is of a model now gone
+            self._clear = functools.partial(
+                _remove, out, [name for name in FINISHED_FILES if name not in keep])
         self.resume_from = path
         self.run_id = run
 
     def _other_runs(self, run, snapshot):
         """Files in the folder that belong to another run than ``run``."""
         others = []
-        summary = _read_summary(os.path.join(self.out, 'summary.json'))
+        summary = _read_summary(os.path.join(self.out, 'summary.json'), self.args.force)
         if summary is not None and summary.get('run') != run:
-            others += [name for name in RUN_FILES if os.path.exists(os.path.join(self.out, name))]
+            others += [name for name in RUN_FILES
+                       if os.path.lexists(os.path.join(self.out, name))]
         for path in ext.snapshots(self.out):
             if os.path.abspath(path) == os.path.abspath(snapshot):
                 continue
@@ -183,14 +222,36 @@ class ResultsFolder:
             try:
                 npz.load_npz(self.resume_from, trainer, what='the trainer of {}'.format(
                     self.experiment_id))
+                ext.check_restored(trainer)
             except npz.NpzError as e:
                 raise UsageError(str(e), everywhere=True)
+            except ValueError as e:  # a state that loaded, but that no run writes
+                raise UsageError('{}: {}'.format(self.resume_from, e), everywhere=True)
+            updater = trainer.updater
+            previous = updater.previous_epoch_detail or 0.  # None: before the first iteration
+            if previous >= self.args.epoch:
+                # Chainer's stop trigger fires when the epoch crosses a multiple of --epoch, so
+                # a run already past it would train on to the next multiple.
+                raise UsageError(
+                    '{}: the run is at epoch {:.2f}, past --epoch {}: give --epoch {} or more to '
+                    'continue it'.format(self.resume_from, updater.epoch_detail, self.args.epoch,
+                                         int(previous) + 1), everywhere=True)
             self.say('resumed from {} (epoch {}, iteration {})'.format(
-                self.resume_from, trainer.updater.epoch, trainer.updater.iteration))
+                self.resume_from, updater.epoch, updater.iteration))
+        self._clear_old_files()
+
+    def _clear_old_files(self):
+        """Remove what :meth:`_decide` found to remove (rank 0): only once the run can start,
+        after its snapshot loaded and passed every check, so a refusal leaves the folder as
+        it was."""
+        if self.writer and self._clear is not None:
+            clear, self._clear = self._clear, None
+            clear()
 
     def run(self, trainer, corpus):
         """Say what trains on what, then ``trainer.run()``; the NaN stop and Ctrl-C become
         one-line errors (the snapshots stay)."""
+        self._clear_old_files()  # when resume() did not
         net = trainer.updater.get_optimizer('main').target.predictor
         self.say('{}: {:,} parameters, training on {}{}, {} files ({:.2f} h) from {}'.format(
             self.experiment_id, net.count_params(), net.device,
@@ -244,6 +305,11 @@ class ResultsFolder:
             raise UsageError('cannot write the finished run into {} ({}); --resume {} writes '
                              'it again'.format(args.out, e.strerror or e,
                                                kept[-1] if kept else ''))
+        except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (common.cli.Terminated)
+            kept = ext.snapshots(args.out)
+            e.args = ('while the finished run was written into {}; --resume {} writes it '
+                      'again'.format(args.out, kept[-1] if kept else ''),)
+            raise
         if args.snapshots_kept == 0:
             _remove(args.out, [os.path.basename(path) for path in ext.snapshots(args.out)])
         print('finished in {:.1f} min: training MSE {}, validation MSE {}; results in {}'.format(
@@ -261,32 +327,122 @@ class ResultsFolder:
         self._lock = None
 
 
+def _open_lock(out):
+    """``out``/.lock opened for reading and writing, created if absent, never through a link.
+
+    The lock file is opened without following a symbolic link (O_NOFOLLOW) and must be a
+    regular file with no other name: a link to a file elsewhere (a folder unpacked from
+    elsewhere may hold one) is refused in one line, and its target never written or truncated.
+    """
+    path = os.path.join(out, LOCK)
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0)
+    try:
+        descriptor = os.open(path, flags, 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UsageError('{}: a symbolic link (to {}); a run never writes through a link: '
+                             'remove it'.format(path, _target(path)))
+        raise UsageError('{}: cannot write there ({})'.format(path, e.strerror or e))
+    info = os.fstat(descriptor)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(descriptor)
+        raise UsageError('{}: {}, not a lock file of this repository: remove it'.format(
+            path, 'not a regular file' if not stat.S_ISREG(info.st_mode)
+            else 'a file with {} names (a hard link)'.format(info.st_nlink)))
+    os.set_blocking(descriptor, True)
+    return os.fdopen(descriptor, 'r+')
+
+
+def _target(path):
+    try:
+        return os.readlink(path)
+    except OSError:
+        return '?'
+
+
+def _links(out, depth=LINK_DEPTH):
+    """Symbolic links in ``out`` and its folders, ``depth`` levels down, as 'NAME -> TARGET'."""
+    found = []
+    for folder, subfolders, names in os.walk(out):  # never follows a link to a folder
+        level = os.path.relpath(folder, out).count(os.sep) + (folder != out)
+        for name in sorted(subfolders + names):
+            path = os.path.join(folder, name)
+            if os.path.islink(path):
+                found.append('{} -> {}'.format(os.path.relpath(path, out), _target(path)))
+        if level + 1 >= depth:
+            subfolders[:] = []
+    return found
+
+
 def _remove(out, names):
+    """Remove the files ``names`` of ``out`` (a link itself, never its target); a folder where
+    a file belongs is refused (UsageError), never removed with what it holds."""
     for name in names:
         path = os.path.join(out, name)
-        if os.path.exists(path):
+        if os.path.isdir(path) and not os.path.islink(path):
+            raise UsageError('{}: a folder where the run keeps a file: move it away, or give '
+                             'another --out'.format(path))
+        if os.path.lexists(path):
             os.remove(path)
+
+
+def _remove_run(out, keep=()):
+    """Remove every file of the run in ``out`` (but the names in ``keep``), before a new run
+    replaces it: what it wrote while it trained, what its end wrote, what tools added, and its
+    snapshots.  Files that no run writes stay."""
+    names = list(RUN_FILES + FINISHED_FILES) + [LOSS_PLOT]
+    names += [os.path.basename(path) for path in ext.snapshots(out)]
+    _remove(out, [name for name in dict.fromkeys(names) if name not in keep])
+    for sub, _ in report.PREVIEWS:
+        folder = os.path.join(out, sub)
+        if os.path.isdir(folder):  # links were refused when the folder was opened
+            _remove(folder, PREVIEW_FILES)
+            if sub:
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)  # only when nothing else is in it
+    for name in TRAINING_FOLDERS:
+        path = os.path.join(out, name)
+        if os.path.isdir(path):  # links were refused when the folder was opened
+            shutil.rmtree(path)
 
 
 def _remove_leftovers(out):
     """Temporaries of writes that a killed process left: Chainer's snapshot writer's
-    ``tmpsnapshot_iter_*`` folders and :func:`common.files.atomic_write`'s ``.*.tmp`` files."""
+    ``tmpsnapshot_iter_*`` folders, LogReport's temporary folder (``log`` and 8 characters,
+    holding at most its ``log.json``) and :func:`common.files.atomic_write`'s ``.*.tmp``
+    files."""
     for path in glob.glob(os.path.join(out, 'tmpsnapshot_iter_*')):
         shutil.rmtree(path, ignore_errors=True)
+    for name in os.listdir(out):
+        path = os.path.join(out, name)
+        if (LOG_REPORT_TEMPORARY.fullmatch(name) and os.path.isdir(path)
+                and not os.path.islink(path) and set(os.listdir(path)) <= {'log.json'}):
+            shutil.rmtree(path, ignore_errors=True)
     for path in glob.glob(os.path.join(out, '.*.tmp')) + glob.glob(
             os.path.join(out, '*', '.*.tmp')):
         with contextlib.suppress(OSError):
             os.remove(path)
 
 
-def _read_summary(path):
-    """summary.json as a dict, or None (absent or unreadable)."""
-    try:
-        with open(path) as f:
-            summary = json.load(f)
-    except (OSError, ValueError):
+def _read_summary(path, force=False):
+    """summary.json of the folder's run as a dict, or None when there is none.
+
+    Read as the tools read it (:func:`common.runs.read_json`: a regular file of bounded size,
+    any JSON error one line).  One that cannot be read, or is not an object, is refused
+    (UsageError), unless ``force``: then it is a summary of another run ({}).
+    """
+    if not os.path.lexists(path):
         return None
-    return summary if isinstance(summary, dict) else None
+    try:
+        summary = runs.read_json(path, 'summary.json', runs.MAX_SUMMARY_BYTES)
+        if not isinstance(summary, dict):
+            raise runs.RunError('{}: not a summary of a run (not a JSON object)'.format(path))
+    except runs.RunError as e:
+        if force:
+            return {}
+        raise UsageError('{}: pass --force to replace the run there, or give another --out'
+                         .format(e))
+    return summary
 
 
 def snapshot_identity(path):

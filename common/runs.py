@@ -23,7 +23,7 @@ import re
 
 import common  # noqa: F401
 
-from common import files, npz
+from common import files, npz, protocol
 from common.autoencoder import AutoEncoder
 
 REPOSITORY = common.REPOSITORY
@@ -33,6 +33,16 @@ MAX_LOG_BYTES = 64 * 2 ** 20
 #: An experiment id: one folder name (letters, digits, '_', '-', '.'; no leading '.').
 EXPERIMENT_ID = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')
 NET_SPEC = re.compile(r'(?P<experiment>[^/\\:]+)/net\.py:(?P<name>[A-Za-z_][A-Za-z0-9_]*)')
+#: Files (or folders) that tools add to a finished run, each computed from its model.npz.  When
+#: the run in the folder is replaced (--force) or continued (--resume), they describe a model
+#: that is gone, and training removes them with the finish (common/results.py): a page or a
+#: comparison never shows an older model's numbers as the run's.  A tool that adds a file to a
+#: finished run names it here.
+DERIVED_FILES = (
+    'evaluation.json',       # python -m common.evaluate
+    'latent_analysis.json',  # python -m common.latent analyze (issue 21)
+    'latent_analysis.png',
+)
 #: Top-level folders that are never experiments: results and data from elsewhere land in the
 #: first two, even with a net.py and a train.py in them.
 NOT_EXPERIMENTS = ('results', 'data', 'common', 'tests', 'bench')
@@ -43,7 +53,14 @@ class RunError(Exception):
 
 
 def _number(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    """A JSON number that is a float, or an integer a float holds (10**400 is neither)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def _integer(value):
@@ -78,13 +95,18 @@ SUMMARY_FIELDS = (
     ('command', _optional(lambda v: isinstance(v, str)), 'a string'),
 )
 NESTED_FIELDS = (
-    ('hyperparameters', 'seed', _integer, 'an integer'),
+    ('hyperparameters', 'seed', lambda v: _integer(v) and v in protocol.SEEDS,
+     'an integer from {} to {}'.format(protocol.SEEDS.start, protocol.SEEDS.stop - 1)),
     ('hyperparameters', 'batchsize', _optional(_integer), 'an integer'),
     ('dataset', 'path', _optional(lambda v: isinstance(v, str)), 'a string'),
 )
 REQUIRED = ('experiment', 'net', 'parameters')
 #: LogReport keys the tools read, which must be numbers where an entry has them.
-LOG_NUMBERS = ('epoch', 'iteration', 'main/loss', 'validation/main/loss', 'elapsed_time')
+LOG_NUMBERS = ('main/loss', 'validation/main/loss', 'elapsed_time')
+#: ... and the counters, which LogReport writes as integers: 0 up to where a float (what a plot
+#: axis holds) still counts exactly.  An epoch of 1e308 or Infinity is no epoch of a run.
+LOG_COUNTERS = ('epoch', 'iteration')
+MAX_COUNTER = 2 ** 53
 
 
 def read_json(path, what, max_bytes):
@@ -154,6 +176,11 @@ def load_log(folder):
             if key in entry and not _number(entry[key]):
                 raise RunError('{}: "{}" must be a number, not {}'.format(
                     path, key, _short(entry[key])))
+        for key in LOG_COUNTERS:
+            value = entry.get(key, 0)
+            if not (_integer(value) and 0 <= value <= MAX_COUNTER):
+                raise RunError('{}: "{}" must be an integer from 0 to {}, not {}'.format(
+                    path, key, MAX_COUNTER, _short(value)))
         if 'epoch' not in entry:
             raise RunError('{}: an entry has no "epoch"'.format(path))
     return log
@@ -201,8 +228,12 @@ def net_class(spec):
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     found = getattr(module, class_name, None)
-    if not (isinstance(found, type) and issubclass(found, AutoEncoder)):
-        raise RunError('net "{}": {} has no AutoEncoder class {}'.format(spec, path, class_name))
+    # The net's own class: not a name net.py imports (AutoEncoder itself, the base of every
+    # net, has no layers).
+    if not (isinstance(found, type) and issubclass(found, AutoEncoder)
+            and found.__module__ == module.__name__):
+        raise RunError('net "{}": {} defines no AutoEncoder class {}'.format(
+            spec, path, class_name))
     return found
 
 

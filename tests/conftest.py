@@ -14,6 +14,10 @@ import pytest
 import common  # noqa: F401  (Chainer compatibility before anything imports chainer)
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Commands the tests start (train.py, python -m common.*, mpiexec) import this checkout's
+# common/, as the tests do, and not the one an editable install of another checkout points to.
+os.environ['PYTHONPATH'] = os.pathsep.join(
+    [REPOSITORY] + [path for path in os.environ.get('PYTHONPATH', '').split(os.pathsep) if path])
 
 
 def load_experiment_module(experiment_id, name='net'):

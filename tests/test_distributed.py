@@ -241,3 +241,13 @@ def test_bad_communicator_settings_are_one_line_errors(tmp_path):
                                      '--out', out)),
                    '--batchsize 3', 'divisible by the 2 workers')
     assert not os.path.exists(out)
+
+
+def test_an_epoch_the_workers_cannot_share_equally_is_refused(tmp_path):
+    """Each of N workers draws ceil(E / N) excerpts an epoch: with E = 5 and 2 workers an epoch
+    was 6 excerpts while summary.json recorded 5."""
+    out = str(tmp_path / 'never')
+    one_line_error(run(train_command(2, 'c9335bce', '--communicator', '--batchsize', '2',
+                                     '--excerpts-per-epoch', '5', '--out', out)),
+                   '--excerpts-per-epoch 5', 'divisible by the 2 workers')
+    assert not os.path.exists(out)

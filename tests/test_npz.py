@@ -222,3 +222,97 @@ def test_a_model_is_not_a_snapshot(corpus, model, tmp_path):
         npz.load_npz(str(path), make_trainer(corpus, tmp_path / 'run'), what='the trainer')
     assert str(error.value).startswith(str(path) + ': does not fit the trainer: no entry ')
 
+
+
+# -- zip members that zipfile cannot read: one line from every reader -------------------------
+
+def _central_records(data):
+    """(offset, name) of each central directory record of a zip's bytes."""
+    records, position = [], data.find(b'PK\x01\x02')
+    while position >= 0:
+        name_length = int.from_bytes(data[position + 28:position + 30], 'little')
+        records.append((position, bytes(data[position + 46:position + 46 + name_length])))
+        position = data.find(b'PK\x01\x02', position + 46 + name_length)
+    return records
+
+
+def rezip(path, target, case):
+    """Rewrite the .npz ``path`` with entry ``target`` made unreadable as ``case`` says:
+    'encrypted' (zip's encryption flag), 'method 99' (a compression zipfile lacks: AES), or
+    'corrupt lzma' / 'corrupt deflate' (compressed so, then bytes of its data flipped)."""
+    with zipfile.ZipFile(str(path)) as archive:
+        members = [(info.filename, archive.read(info)) for info in archive.infolist()]
+    compression = {'corrupt lzma': zipfile.ZIP_LZMA,
+                   'corrupt deflate': zipfile.ZIP_DEFLATED}.get(case, zipfile.ZIP_STORED)
+    name = (target + '.npy').encode()
+    with zipfile.ZipFile(str(path), 'w') as archive:
+        for filename, content in members:
+            archive.writestr(filename, content,
+                             compress_type=compression if filename == name.decode()
+                             else zipfile.ZIP_STORED)
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(str(path)) as archive:
+        local = archive.getinfo(name.decode()).header_offset
+    central = [offset for offset, found in _central_records(data) if found == name][0]
+    if case == 'encrypted':
+        for flags in (local + 6, central + 8):
+            data[flags] |= 0x1
+    elif case == 'method 99':
+        for method in (local + 8, central + 10):
+            data[method:method + 2] = (99).to_bytes(2, 'little')
+    else:
+        start = local + 30 + len(name) + int.from_bytes(data[local + 28:local + 30], 'little')
+        for i in range(start + 4, start + 24):
+            data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+    return path
+
+
+UNREADABLE_MEMBERS = {
+    'encrypted': 'is encrypted (zip encryption)',
+    'method 99': 'uses zip compression method 99, which cannot be read',
+    'corrupt lzma': 'is not a readable .npy array',
+    'corrupt deflate': 'is not a readable .npy array',
+}
+
+
+def latent_file(path):
+    numpy.savez(str(path), latents=numpy.zeros((1, 4, 16, 1), numpy.float32),
+                frames=numpy.int64(32), samples=numpy.int64(16896),
+                sample_rate=numpy.int64(16000), experiment=numpy.array('bc7db4a2'),
+                net=numpy.array('bc7db4a2/net.py:Net'),
+                latent_shape=numpy.array([4, 16, 1], numpy.int64), format=numpy.int64(1))
+    return path
+
+
+def snapshot_file(path):
+    """What --resume reads first of a snapshot: its iteration and its run's identity."""
+    with open(str(path), 'wb') as stream:  # numpy.savez would add '.npz' to the name
+        numpy.savez(stream, **{'updater/iteration': numpy.int64(4),
+                               'extensions/run/experiment': numpy.array('c9335bce'),
+                               'extensions/run/run': numpy.array('a-run')})
+    return path
+
+
+@pytest.mark.parametrize('case', sorted(UNREADABLE_MEMBERS))
+def test_a_member_zipfile_cannot_read_is_one_line_in_every_reader(case, model, tmp_path):
+    """An encrypted member, one compressed with a method zipfile lacks, and corrupt LZMA data
+    once raised RuntimeError, NotImplementedError and LZMAError through every reader: the model
+    tools' (common.npz.load_npz), --resume's (results.snapshot_identity) and latent decode's."""
+    from common import latent, results
+    path, _ = model
+    readers = {
+        'model': (rezip(path, 'enc1/conv/W', case),
+                  lambda file: npz.load_npz(str(file), SmallNet()), npz.NpzError),
+        'snapshot': (rezip(snapshot_file(tmp_path / 'snapshot_iter_4'),
+                           'extensions/run/experiment', case),
+                     lambda file: results.snapshot_identity(str(file)), results.UsageError),
+        'latent file': (rezip(latent_file(tmp_path / 'latents.npz'), 'latents', case),
+                        lambda file: latent.load(str(file)), latent.tools.ToolError),
+    }
+    for what, (file, read, error_class) in readers.items():
+        with pytest.raises(error_class) as error:
+            read(file)
+        message = str(error.value)
+        assert '\n' not in message and message.startswith(str(file) + ': '), message
+        assert UNREADABLE_MEMBERS[case] in message, (what, message)

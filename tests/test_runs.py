@@ -14,7 +14,7 @@ import pytest
 import common  # noqa: F401
 
 from conftest import REPOSITORY
-from common import compare, evaluate, latent, reconstruct, report, runs
+from common import compare, dataset, evaluate, latent, reconstruct, report, runs
 from common.autoencoder import AutoEncoder
 
 
@@ -99,6 +99,16 @@ def test_a_net_outside_the_experiment_folders_never_runs(case, tool, tmp_path, u
     assert not marker.exists()
 
 
+@pytest.mark.parametrize('tool', ['evaluate', 'reconstruct', 'encode', 'compare'])
+def test_the_base_class_that_net_py_imports_is_no_net(tool, tmp_path, utterance, capsys):
+    """"net": "bc7db4a2/net.py:AutoEncoder" names a class that net.py imports, the base of
+    every net (no layers): once a traceback in every tool that builds the net."""
+    folder = results_folder(tmp_path / 'run', summary_of(
+        'bc7db4a2/net.py:AutoEncoder', dataset={'path': dataset.DEMO_CORPUS}))
+    main, argv = tools(folder, tmp_path, utterance)[tool]
+    assert_refused(capsys, main, argv, 'defines no AutoEncoder class AutoEncoder')
+
+
 @pytest.fixture
 def repository(tmp_path, monkeypatch):
     """A repository with payloads where a shared folder could put them: its results/ and data/
@@ -142,7 +152,7 @@ def test_through_a_tool_a_results_net_py_never_runs(repository, tmp_path, uttera
 def test_the_class_must_be_an_autoencoder():
     assert issubclass(runs.net_class('bc7db4a2/net.py:Net'), AutoEncoder)
     for name in ('Box', 'common', 'Absent'):  # a namedtuple, a module, nothing
-        with pytest.raises(runs.RunError, match='has no AutoEncoder class ' + name):
+        with pytest.raises(runs.RunError, match='defines no AutoEncoder class ' + name):
             runs.net_class('bc7db4a2/net.py:' + name)
 
 
@@ -192,6 +202,14 @@ SUMMARIES = {
                                '"hyperparameters" must be an object'),
     'seed a string': (summary_of('bc7db4a2/net.py:Net', hyperparameters={'seed': 'x'}),
                       '"hyperparameters.seed" must be an integer'),
+    # Seeds no run takes: NumPy seeds with 0 .. 2**32 - 1 (evaluate's split once crashed on -1).
+    'seed negative': (summary_of('bc7db4a2/net.py:Net', hyperparameters={'seed': -1}),
+                      '"hyperparameters.seed" must be an integer from 0 to 4294967295, not -1'),
+    'seed too large': (summary_of('bc7db4a2/net.py:Net', hyperparameters={'seed': 2 ** 32}),
+                       '"hyperparameters.seed" must be an integer from 0 to 4294967295'),
+    'hours beyond a float': ('{"experiment": "bc7db4a2", "net": "bc7db4a2/net.py:Net", '
+                             '"parameters": 1, "training_hours": 1' + '0' * 400 + '}',
+                             '"training_hours" must be a number'),
     'latent shape malformed': (summary_of('bc7db4a2/net.py:Net', latent_shape=[4096, -16]),
                                '"latent_shape" must be a list of positive integers'),
     'input shape of one axis': (summary_of('bc7db4a2/net.py:Net', input_shape=[256]),
@@ -223,10 +241,20 @@ def test_a_summary_that_is_a_fifo_does_not_hang(tmp_path, capsys):
 LOGS = {
     'a number': ('3', 'not a LogReport log'),
     'a list of numbers': ('[1, 2]', 'not a LogReport log'),
-    'epoch a string': ('[{"epoch": "one"}]', '"epoch" must be a number'),
+    'epoch a string': ('[{"epoch": "one"}]', '"epoch" must be an integer'),
     'no epoch': ('[{"main/loss": 1.0}]', 'an entry has no "epoch"'),
     'a folder': (None, 'not a regular file'),
     'too large': ('[' + ' ' * (64 * 2 ** 20) + ']', 'more than the 64.0 MiB'),
+    # Values JSON holds but no LogReport writes, which crashed compare's plot.
+    'epoch Infinity': ('[{"epoch": 1, "main/loss": 1.0}, {"epoch": Infinity, "main/loss": 1.0}]',
+                       '"epoch" must be an integer from 0 to 9007199254740992, not Infinity'),
+    'epoch 1e308': ('[{"epoch": 1, "main/loss": 1.0}, {"epoch": 1e308, "main/loss": 1.0}]',
+                    '"epoch" must be an integer'),
+    'epoch negative': ('[{"epoch": -1}]', '"epoch" must be an integer from 0'),
+    'iteration beyond a float': ('[{"epoch": 1, "iteration": 1' + '0' * 400 + '}]',
+                                 '"iteration" must be an integer from 0'),
+    'loss beyond a float': ('[{"epoch": 1, "main/loss": 1' + '0' * 400 + '}]',
+                            '"main/loss" must be a number'),
 }
 
 
