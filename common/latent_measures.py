@@ -542,7 +542,7 @@ def table_metrics(analysis):
         'latent: active units': _number(analysis, 'active_units'),
         'latent: components 99 %': _number(analysis, 'components_99'),
         'latent: effective rank': _number(analysis, 'effective_rank'),
-        'latent: k within 0.1 dB MCD': _number(analysis, 'k_within_0_1_db'),
+        'latent: smallest k with MCD within 1/10 dB': _number(analysis, 'k_within_0_1_db'),
         'latent: speaker probe accuracy': _number(analysis, 'speaker_probe', 'accuracy'),
     }
     return {key: value for key, value in found.items() if value is not None}

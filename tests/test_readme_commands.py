@@ -37,7 +37,8 @@ READMES = ('README.md', 'bc7db4a2/README.md', 'c9335bce/README.md')
 TINY_TRAINING = {'--epoch': '1', '--batchsize': '2', '--excerpts-per-epoch': '2',
                  '--validation-excerpts': '2'}
 #: Flags added to commands of a tool, so it does the same work on less data.
-TOOL_FLAGS = {'common.evaluate': ['--max-files', '1']}
+TOOL_FLAGS = {'common.evaluate': ['--max-files', '1'],
+              'common.latent analyze': ['--max-files', '2', '--truncation-points', '3']}
 NEW_ID = 'e0next'  # <new-id> of "Starting the next experiment"
 BIN = os.path.dirname(sys.executable)
 
@@ -61,6 +62,9 @@ SKIP_RULES = (
      'MPI over several machines (a hostfile)'),
     ('PyTorch', lambda t: '--torch' in t,
      'needs PyTorch in an environment of its own (bench/README.md)'),
+    ('server', lambda t: os.path.basename(t[0]) == 'tensorboard',
+     'starts a server that runs until stopped (tests/test_tensorboard.py starts one and reads '
+     'its API)'),
     ('benchmark', lambda t: any(token.startswith('bench/') for token in t),
      'a speed measurement, minutes by design (bench/README.md)'),
 )
@@ -168,7 +172,7 @@ def plan(temporary):
                 unavailable.pop(_out(tokens), None)
                 tokens = _with_flags(tokens, TINY_TRAINING)
             for tool, flags in TOOL_FLAGS.items():
-                if tool in tokens:
+                if tool in ' '.join(tokens):
                     tokens = tokens + flags
             argv = []
             for token in tokens:
