@@ -56,6 +56,17 @@ class NpzError(ValueError):
     """An .npz archive that cannot be read safely, or does not fit its target: one line."""
 
 
+class MissingEntry(NpzError, KeyError):
+    """An entry the target asks for and the archive lacks.  A KeyError too, as Chainer's own
+    deserializer raises there, so the places Chainer tolerates a missing entry keep doing so:
+    an extension added since the snapshot was written (its trigger's state is new) resumes with
+    Chainer's warning instead of being refused.  Everything else that is missing (a parameter,
+    the optimizer's state) still ends the load with this one-line error."""
+
+    def __str__(self):  # KeyError's own would quote the message
+        return str(self.args[0]) if self.args else ''
+
+
 class Header:
     """What an entry's .npy header declares: ``shape``, ``dtype``, ``nbytes``."""
 
@@ -236,7 +247,7 @@ class SafeDeserializer(chainer.serializers.NpzDeserializer):
         if full in self.npz:
             check_fits(self.npz, self.npz.header(full), value, self.what)
         elif self.strict:
-            raise NpzError("{}: does not fit {}: no entry '{}'".format(
+            raise MissingEntry("{}: does not fit {}: no entry '{}'".format(
                 self.npz.path, self.what, full))
         return super().__call__(key, value)
 

@@ -89,3 +89,19 @@ def test_lr_decay_epochs_step_the_rate_in_the_log_and_resume_with_it(tmp_path):
 def test_bad_lr_decay_epochs_are_refused(bad):
     result = run_experiment('c9335bce', '--lr-decay-epochs', bad)
     assert result.returncode == 2 and 'lr-decay-epochs' in result.stderr
+
+
+def test_a_snapshot_resumes_with_an_extension_it_did_not_have(tmp_path):
+    """A run trained without --lr-decay-epochs, continued with it: the new extension's trigger
+    has no state in the snapshot, which Chainer tolerates (a KeyError it warns about) and the
+    safe loader must not turn into a refusal; parameters missing would still be refused."""
+    out = tmp_path / 'run'
+    flags = ['--gpu', '-1', '--batchsize', '2', '--excerpts-per-epoch', '4',
+             '--validation-excerpts', '2', '--lr', '1e-3', '--out', str(out)]
+    result = run_experiment('c9335bce', *flags, '--epoch', '2')
+    assert result.returncode == 0, result.stderr[-2000:]
+    result = run_experiment('c9335bce', *flags, '--epoch', '3', '--lr-decay-epochs', '2',
+                            '--lr-decay-factor', '0.5', '--resume')
+    assert result.returncode == 0, result.stderr[-2000:]
+    log = json.loads((out / 'log').read_text())
+    assert [entry['lr'] for entry in log] == pytest.approx([1e-3, 1e-3, 5e-4])
