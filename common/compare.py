@@ -56,7 +56,7 @@ GRIFFIN_LIM_ITERATIONS = 100
 NOT_COMPARED = ('preview_interval', 'snapshot_interval', 'snapshots_kept')
 #: Hyper-parameters of the training rather than of the optimizer (the rest are its settings).
 TRAINING_KEYS = ('optimizer', 'epoch', 'batchsize', 'loss', 'seed', 'excerpts_per_epoch',
-                 'validation_excerpts') + NOT_COMPARED
+                 'validation_excerpts', 'lr_decay_epochs', 'lr_decay_factor') + NOT_COMPARED
 #: Numbers of evaluate_utterance that are no measure of quality.
 NOT_SHOWN = ('frames',)
 
@@ -72,6 +72,7 @@ class Run:
         self.log = runs.load_log(folder)
         if not self.log:
             raise runs.RunError('{}: empty log (no epoch finished)'.format(folder))
+        runs.net_class(self.summary['net'])  # a net that cannot be built: refused before the corpus
         self.metrics = report.evaluation_metrics(folder)
         self.latent = latent_measures.read_analysis(folder)  # python -m common.latent analyze
         self.metrics.update(latent_measures.table_metrics(self.latent))

@@ -187,7 +187,8 @@ def trainer_state(trainer):
     serializer = chainer.serializers.DictionarySerializer()
     trainer.updater.serialize(serializer['updater'])
     for name, entry in trainer._extensions.items():
-        entry.extension.serialize(serializer['extensions'][name])
+        if hasattr(entry.extension, 'serialize'):  # as Trainer.serialize: observe_lr has none
+            entry.extension.serialize(serializer['extensions'][name])
         if hasattr(entry.trigger, 'serialize'):
             entry.trigger.serialize(serializer['extension_triggers'][name])
     serializer('elapsed_time', trainer._snapshot_elapsed_time)
