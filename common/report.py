@@ -567,6 +567,8 @@ def render(folder):
         })
     listed = [name for name in ('summary.json', 'log', EVALUATION, latent_measures.FILENAME)
               if os.path.isfile(os.path.join(folder, name))]
+    if os.path.isdir(os.path.join(folder, 'tensorboard')):
+        listed.append('tensorboard/')  # python -m common.tensorboard, or --tensorboard
     analysis = latent_measures.read_analysis(folder)  # python -m common.latent analyze
     headings, matrix, bookkeeping = metric_matrix(metrics)
     return render_template(

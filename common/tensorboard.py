@@ -424,6 +424,12 @@ def main(argv=None):
             continue
         print('{}: {} summaries{}'.format(
             path, count, ' (metrics only: the training stream holds the rest)' if trained else ''))
+        try:
+            from common import report
+            report.update_pages(folder)  # the run's page lists its tensorboard/ folder
+        except runs.RunError as error:
+            print('{}: warning: index.html not rewritten ({})'.format(parser.prog, error),
+                  file=sys.stderr)
     return status
 
 
