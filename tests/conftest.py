@@ -131,15 +131,23 @@ def c9335bce_run(tmp_path_factory):
 
 
 def copy_repository(destination):
-    """A copy of this working tree (code, experiments, demo corpus; no .git, .venv, results or
-    caches) at ``destination``, for tests that follow the README in a repository of their own:
+    """A copy of this working tree as a fresh clone has it (code, experiments, demo corpus, the
+    committed results folders without models or snapshots; no .git, .venv, caches or local
+    runs) at ``destination``, for tests that follow the README in a repository of their own:
     its train.py scripts and ``python -m common.*`` (run from it) use its own common/."""
+    results = os.path.join(REPOSITORY, 'results')
+
     def ignored(folder, names):
-        top = os.path.abspath(folder) == REPOSITORY
+        folder = os.path.abspath(folder)
+        top = folder == REPOSITORY
+        in_results = folder == results or folder.startswith(results + os.sep)
         return [name for name in names
                 if name in ('__pycache__', '.pytest_cache', '.cache')
                 or name.endswith('.egg-info')
-                or (top and name in ('.git', '.venv', 'results', 'build', 'dist'))]
+                or (top and name in ('.git', '.venv', 'build', 'dist'))
+                or (folder == results and name.endswith(('-demo', '-rerun')))
+                or (in_results and (name in ('model.npz', '.lock')
+                                    or name.startswith(('snapshot_iter_', 'tmpsnapshot_'))))]
     shutil.copytree(REPOSITORY, destination, ignore=ignored, symlinks=True)
-    os.makedirs(os.path.join(destination, 'results'))
+    os.makedirs(os.path.join(destination, 'results'), exist_ok=True)
     return destination
