@@ -75,8 +75,8 @@ def _where_to_run(command):
     environment = os.path.join(REPOSITORY, '.venv')
     venv = os.path.join(environment, 'bin', 'python')
     where = '' if os.path.abspath(os.curdir) == REPOSITORY else ' in ' + REPOSITORY
-    install = ('PIP_CONSTRAINT=constraints.txt PIP_BUILD_CONSTRAINT=constraints.txt .venv/bin/pip '
-               'install -e .')
+    install = ('PIP_CONSTRAINT=$PWD/constraints.txt PIP_BUILD_CONSTRAINT=$PWD/constraints.txt '
+               '.venv/bin/pip install -e .')
     if os.path.exists(venv) and os.path.realpath(sys.prefix) == os.path.realpath(environment):
         return 'the install did not finish: run {}{} (README.md, "Quick start")'.format(
             install, where)
