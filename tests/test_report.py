@@ -78,8 +78,11 @@ def run_report(*args):
 
 
 def copy_run(source, target):
-    """A copied results folder, as a user would copy it: no snapshots, no model."""
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns('snapshot_*', 'model.npz'))
+    """A copied results folder, as a user would copy it: no snapshots, no model; and as
+    training left it, without what tools may have added to the shared run since (evaluation,
+    latent analysis, TensorBoard events), so each test starts from the same folder."""
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(
+        'snapshot_*', 'model.npz', 'evaluation.json', 'latent_analysis.*', 'tensorboard'))
     return target
 
 
@@ -145,6 +148,7 @@ def test_evaluate_rewrites_the_page_with_named_metrics(c9335bce_run, tmp_path):
     """README: evaluation.json shows in the run's page -- without a manual common.report."""
     folder = copy_run(c9335bce_run, tmp_path / 'run')
     os.symlink(c9335bce_run / 'model.npz', folder / 'model.npz')
+    report.write_report(str(folder))  # the page of the run as training left it
     before = (folder / 'index.html').read_text(encoding='utf-8')
     assert 'no audio metrics yet' in before
     result = subprocess.run([sys.executable, '-m', 'common.evaluate', str(folder),
