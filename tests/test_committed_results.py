@@ -78,10 +78,15 @@ def test_every_file_a_page_links_to_exists(name):
     assert missing == []
 
 
-def close(committed, measured):
-    """Equal to the committed rounding (evaluation.json keeps 6 significant digits)."""
+def close(committed, measured, griffin_lim=False):
+    """Equal to the committed rounding (evaluation.json keeps 6 significant digits).  A
+    Griffin-Lim rendering's numbers are equal within 2 % (0.01 absolute): its 100 iterations
+    amplify the last-bit differences of another NumPy's FFT (measured: STOI 0.3350 here,
+    0.3385 with Python 3.13's NumPy, from the same model and input)."""
     if committed is None or measured is None:
         return committed is None and measured is None
+    if griffin_lim:
+        return math.isclose(committed, measured, rel_tol=2e-2, abs_tol=1e-2)
     return math.isclose(committed, measured, rel_tol=2e-3, abs_tol=2e-3)
 
 
@@ -109,6 +114,7 @@ def test_the_committed_model_reproduces_its_committed_evaluation(name):
         for measure, values in table[rendering].items():
             if measure == 'pesq_nb' and metrics.pesq_unavailable():
                 continue
-            assert close(values[index], result[rendering][measure]), (rendering, measure)
+            assert close(values[index], result[rendering][measure],
+                         griffin_lim='griffin_lim' in rendering), (rendering, measure)
             compared += 1
     assert compared >= 20
