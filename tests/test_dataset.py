@@ -309,8 +309,15 @@ def test_multiprocess_workers_draw_different_excerpts(speech):
     # Which worker draws which batch is up to the scheduler (one may take all on a busy
     # machine); what matters is that worker draws differ from the parent's and each other's.
     assert {pid for pid, _ in from_workers} - {os.getpid()}
-    distinct = {example.tobytes() for _, example in batches[0] + from_workers}
-    assert len(distinct) == 36, 'workers repeated each other\'s (or the parent\'s) draws'
+    # A process that repeated another's stream would repeat a whole batch; independent draws
+    # share a window only by chance (36 offsets among 47104 in this wave: about 1 run in 75
+    # has a pair), so batches may share an excerpt or two but never most of a batch.
+    contents = [{example.tobytes() for _, example in batch} for batch in batches]
+    for first in range(3):
+        for second in range(first + 1, 3):
+            shared = len(contents[first] & contents[second])
+            assert shared <= 2, 'batches %d and %d share %d of 12 excerpts' % (first, second, shared)
+    assert sum(map(len, contents)) >= 34
 
 
 def test_validation_excerpts_are_fixed(speech):
