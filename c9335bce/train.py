@@ -66,7 +66,8 @@ def make_trainer(args, corpus, device, run_id=None, comm=None):
     cli.lr_decay(trainer, args)  # --lr-decay-epochs (not the record's: it kept lr constant)
 
     snapshot = ext.snapshot(n_retains=max(args.snapshots_kept, 1))
-    trainer.extend(ext.RunIdentity(EXPERIMENT, run_id), name='run')
+    # Experiment, run and --batchsize, --lr, ... in every snapshot: --resume keeps them.
+    trainer.extend(ext.RunIdentity(EXPERIMENT, run_id, cli.training_settings(args)), name='run')
     if comm is not None:
         trainer.extend(distributed.aggregated_loss(comm))  # the global minibatch's loss
     trainer.extend(ext.StopOnNonFinite())

@@ -159,6 +159,23 @@ def lr_decay(trainer, args):
                        name='lr_decay')
 
 
+# The flags that define what a run trains: a run continued with --resume keeps them (any other,
+# e.g. --epoch to train on longer, or --preview-interval, may change between its parts).
+TRAINING_SETTINGS = ('batchsize', 'lr', 'lr_decay_epochs', 'lr_decay_factor',
+                     'excerpts_per_epoch', 'validation_excerpts', 'seed')
+
+
+def training_settings(args):
+    """{flag: value} of :data:`TRAINING_SETTINGS` (JSON values), as RunIdentity keeps them."""
+    return {name: (list(value) if isinstance(value, (list, tuple)) else value)
+            for name, value in ((name, getattr(args, name)) for name in TRAINING_SETTINGS)}
+
+
+def flag(name):
+    """'lr_decay_epochs' -> '--lr-decay-epochs'."""
+    return '--' + name.replace('_', '-')
+
+
 def parse_training_args(parser, argv=None):
     """Parse and check the flags of :func:`training_parser`: argparse's own errors on misuse,
     and :class:`UsageError` (one line) for a value or combination of values that is out of range.
@@ -167,7 +184,7 @@ def parse_training_args(parser, argv=None):
     for name in ('epoch', 'batchsize', 'excerpts_per_epoch', 'validation_excerpts',
                  'preview_interval', 'snapshot_interval'):
         if getattr(args, name) < 1:
-            raise UsageError('--{} must be at least 1'.format(name.replace('_', '-')))
+            raise UsageError('{} must be at least 1'.format(flag(name)))
     if args.snapshots_kept < 0:
         raise UsageError('--snapshots-kept must be at least 0')
     if not (math.isfinite(args.lr) and args.lr > 0):

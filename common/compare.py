@@ -56,7 +56,8 @@ GRIFFIN_LIM_ITERATIONS = 100
 NOT_COMPARED = ('preview_interval', 'snapshot_interval', 'snapshots_kept')
 #: Hyper-parameters of the training rather than of the optimizer (the rest are its settings).
 TRAINING_KEYS = ('optimizer', 'epoch', 'batchsize', 'loss', 'seed', 'excerpts_per_epoch',
-                 'validation_excerpts', 'lr_decay_epochs', 'lr_decay_factor') + NOT_COMPARED
+                 'validation_excerpts', 'lr_decay_epochs', 'lr_decay_factor',
+                 'changed_on_resume') + NOT_COMPARED
 #: Numbers of evaluate_utterance that are no measure of quality.
 NOT_SHOWN = ('frames',)
 
@@ -316,7 +317,7 @@ def differences(loaded):
         values = [h.get(key) for h in hyper]
         if key not in NOT_COMPARED and key != 'optimizer' and _differs(values):
             rows.append((measures.hyperparameter_name(key),
-                         [report.format_value(v) if key in h else 'not set'
+                         [report.format_hyperparameter(key, v) if key in h else 'not set'
                           for v, h in zip(values, hyper)], key))
     model = (('net', lambda s: s['net']),
              ('parameters', lambda s: report.format_number(s['parameters'])),

@@ -3,7 +3,7 @@
 - :class:`StopOnNonFinite` stops training when the loss turns NaN or Inf.
 - :class:`SnapshotOnInterrupt` turns Ctrl-C and SIGTERM into "finish this iteration, snapshot,
   stop".
-- :class:`RunIdentity` puts the experiment and the run into every snapshot.
+- :class:`RunIdentity` puts the experiment, the run and its settings into every snapshot.
 - :class:`PeakGPUMemory` follows the GPU memory in use and CuPy's pool (the record's 3017 MiB
   card).
 - :func:`snapshot`: Chainer's trainer snapshot, uncompressed, named ``snapshot_iter_N``.
@@ -15,6 +15,7 @@
 """
 import functools
 import glob
+import json
 import math
 import numbers
 import os
@@ -348,16 +349,26 @@ class SnapshotOnInterrupt(extension.Extension):
 
 
 class RunIdentity(extension.Extension):
-    """Which experiment and which run a trainer snapshot belongs to (``extensions/run/...``).
+    """Which experiment and which run a trainer snapshot belongs to (``extensions/run/...``), and
+    the settings it trains with.
 
     It does nothing during training; its state goes into every snapshot, so ``--resume`` can
-    refuse a snapshot of another experiment, or one that would overwrite another run's folder.
+    refuse a snapshot of another experiment, or one that would overwrite another run's folder,
+    and can tell when a run is continued with other settings (``--batchsize``, ``--lr``, ...)
+    than it trained with (common.results).
+
+    ``settings``: a dict of JSON values (``common.cli.training_settings``); after a snapshot
+    loads, those the run trained with ({} for a snapshot written before they were kept).
+    ``changes``: the settings changed on a forced ``--resume``, as a list of
+    ``{"iteration": i, "flag": [before, after], ...}``, kept in every later snapshot.
     """
     trigger = (1, 'epoch')
 
-    def __init__(self, experiment_id, run_id):
+    def __init__(self, experiment_id, run_id, settings=None):
         self.experiment = experiment_id
         self.run = run_id or ''  # a string always: None would be saved as a pickled object
+        self.settings = dict(settings or {})
+        self.changes = []
 
     def __call__(self, trainer):
         pass
@@ -365,6 +376,21 @@ class RunIdentity(extension.Extension):
     def serialize(self, serializer):
         self.experiment = str(serializer('experiment', self.experiment))
         self.run = str(serializer('run', self.run))
+        # JSON text: numbers, lists and None keep their types, and nothing is pickled.
+        for name, empty in (('settings', {}), ('changes', [])):
+            try:
+                text = str(serializer(name, json.dumps(getattr(self, name), sort_keys=True)))
+            except KeyError:  # a snapshot from before settings were kept: unknown
+                setattr(self, name, empty)
+                continue
+            try:
+                value = json.loads(text)
+            except ValueError:
+                raise ValueError('extensions/run/{} is not JSON'.format(name))
+            if type(value) is not type(empty):
+                raise ValueError('extensions/run/{} is not a JSON {}'.format(
+                    name, 'object' if name == 'settings' else 'list'))
+            setattr(self, name, value)
 
 
 class PeakGPUMemory(extension.Extension):

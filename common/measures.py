@@ -104,6 +104,7 @@ HYPERPARAMETERS = collections.OrderedDict([
     ('preview_interval', 'epochs between previews'),
     ('snapshot_interval', 'epochs between snapshots'),
     ('snapshots_kept', 'snapshots kept'),
+    ('changed_on_resume', 'settings changed on --resume'),
 ])
 
 UNIT_SUFFIXES = (('_db', 'dB'), ('_hz', 'Hz'), ('_cents', 'cents'), ('_percent', '%'),

@@ -115,6 +115,24 @@ def format_value(value):
     return '-' if value is None else str(value)
 
 
+def format_hyperparameter(key, value):
+    """A summary.json hyper-parameter as text (:func:`format_value`); the settings changed on a
+    forced --resume as 'at iteration 120: --lr 1e-05 to 1e-06'."""
+    if key == 'changed_on_resume' and isinstance(value, list):
+        parts = []
+        for change in value:
+            if not isinstance(change, dict):
+                return format_value(value)
+            flags = ', '.join('--{} {} to {}'.format(
+                name.replace('_', '-'), *(format_value(v) for v in pair))
+                for name, pair in change.items()
+                if name != 'iteration' and isinstance(pair, list) and len(pair) == 2)
+            parts.append('at iteration {}: {}'.format(format_value(change.get('iteration')),
+                                                      flags))
+        return '; '.join(parts) or '-'
+    return format_value(value)
+
+
 def format_measure(value, measure):
     """A number of :mod:`common.measures` with its unit ('6.52 dB'), or '-'."""
     if value is None:
@@ -527,7 +545,8 @@ def _parameter_rows(summary, record, log):
                 'lr': record.get('lr')}
     keys = [key for key in measures.HYPERPARAMETERS if key in hyperparameters]
     keys += [key for key in hyperparameters if key not in keys]
-    rows = [(measures.hyperparameter_name(key), format_value(hyperparameters[key]),
+    rows = [(measures.hyperparameter_name(key),
+             format_hyperparameter(key, hyperparameters[key]),
              format_value(recorded[key]) if recorded.get(key) is not None else '')
             for key in keys]
     schedule = lr_schedule(log)

@@ -27,6 +27,7 @@ import chainer
 from common import distributed, env, files, gpu_memory, npz, report, runs
 from common import extensions as ext
 from common import spectrogram as sp
+from common import cli
 from common.cli import UsageError
 
 #: A folder holding any of these (or a snapshot) holds a run.
@@ -227,6 +228,7 @@ class ResultsFolder:
                 raise UsageError(str(e), everywhere=True)
             except ValueError as e:  # a state that loaded, but that no run writes
                 raise UsageError('{}: {}'.format(self.resume_from, e), everywhere=True)
+            self._check_settings(trainer)
             updater = trainer.updater
             previous = updater.previous_epoch_detail or 0.  # None: before the first iteration
             if previous >= self.args.epoch:
@@ -239,6 +241,29 @@ class ResultsFolder:
             self.say('resumed from {} (epoch {}, iteration {})'.format(
                 self.resume_from, updater.epoch, updater.iteration))
         self._clear_old_files()
+
+    def _check_settings(self, trainer):
+        """Refuse to continue a run with other training settings than it trained with (one
+        line naming each flag), unless ``--force``: then say so, and keep the change in the run
+        (RunIdentity.changes, summary.json's ``hyperparameters.changed_on_resume``)."""
+        identity = trainer.get_extension('run')
+        now = cli.training_settings(self.args)
+        before = identity.settings
+        changed = {name: [before[name], now[name]] for name in now
+                   if name in before and before[name] != now[name]}
+        if changed:
+            described = ', '.join('{} {} (now {})'.format(
+                cli.flag(name), _flag_value(old), _flag_value(new))
+                for name, (old, new) in changed.items())
+            if not self.args.force:
+                raise UsageError(
+                    '{}: the run trained with {}: give the same flags to continue it, or '
+                    '--force to continue with the new ones (summary.json records the change)'
+                    .format(self.resume_from, described), everywhere=True)
+            self.say('warning: continuing the run with other settings than it trained with: '
+                     + described)
+            identity.changes.append(dict(iteration=int(trainer.updater.iteration), **changed))
+        identity.settings = now
 
     def _clear_old_files(self):
         """Remove what :meth:`_decide` found to remove (rank 0): only once the run can start,
@@ -445,6 +470,13 @@ def _read_summary(path, force=False):
     return summary
 
 
+def _flag_value(value):
+    """A setting as it is written on the command line: [10, 15] -> 10,15."""
+    if isinstance(value, list):
+        return ','.join(str(v) for v in value) or "''"
+    return str(value)
+
+
 def snapshot_identity(path):
     """(experiment, run) of a trainer snapshot, read without unpickling; UsageError if ``path``
     is not a readable trainer snapshot of this repository."""
@@ -468,12 +500,13 @@ def snapshot_identity(path):
         raise UsageError(str(e))
 
 
-def hyperparameters(args, optimizer, model):
-    """What summary.json records of the training: flags, the optimizer's settings, the loss."""
+def hyperparameters(args, optimizer, model, changes=()):
+    """What summary.json records of the training: flags, the optimizer's settings, the loss;
+    ``changes``: the settings changed on a forced ``--resume`` (RunIdentity.changes)."""
     optimizer = getattr(optimizer, 'actual_optimizer', optimizer)  # under ChainerMN's wrapper
     settings = optimizer.hyperparam.get_dict()
     settings.pop('lr', None)  # the current rate, after any decay: the initial one is --lr
-    return {
+    recorded = {
         'epoch': args.epoch, 'batchsize': args.batchsize, 'lr': args.lr,
         'lr_decay_epochs': list(getattr(args, 'lr_decay_epochs', None) or []),
         'lr_decay_factor': getattr(args, 'lr_decay_factor', None),
@@ -485,6 +518,9 @@ def hyperparameters(args, optimizer, model):
         'snapshot_interval': args.snapshot_interval,
         'snapshots_kept': args.snapshots_kept,
     }
+    if changes:  # a run continued with other settings (--resume --force): what changed when
+        recorded['changed_on_resume'] = changes
+    return recorded
 
 
 def write_summary(path, experiment_id, args, corpus, trainer, comm=None):
@@ -504,7 +540,8 @@ def write_summary(path, experiment_id, args, corpus, trainer, comm=None):
         'experiment': experiment_id,
         'run': trainer.get_extension('run').run,
         'net': '{}/net.py:{}'.format(experiment_id, type(net).__name__),
-        'hyperparameters': hyperparameters(args, optimizer, model),
+        'hyperparameters': hyperparameters(args, optimizer, model,
+                                           trainer.get_extension('run').changes),
         'data_parallel': distributed.describe(comm, distributed.communicator_name(args)),
         'parameters': int(net.count_params()),
         'input_shape': [1, sp.FRAMES, sp.BINS],

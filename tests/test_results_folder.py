@@ -307,6 +307,55 @@ def test_a_run_past_its_epochs_is_refused_and_keeps_its_finish(c9335bce_run, tmp
     assert listing(out) == before  # the refusal removed nothing of the finish
 
 
+def test_a_run_continued_with_other_settings_is_refused_unless_forced_and_then_recorded(
+        c9335bce_run, tmp_path):
+    """--resume with another --lr or --batchsize once went through silently, and summary.json
+    recorded only the new values: a record of a run that never was."""
+    out = finished_copy(c9335bce_run, tmp_path, 'finished')
+    before = listing(out)
+    result = run_experiment('c9335bce', *TINY_RUN, '--epoch', '3', '--lr', '1e-4',
+                            '--resume', '--out', str(out))
+    one_line_error(result, 'snapshot_iter_4', 'trained with --lr 1e-05 (now 0.0001)', '--force')
+    assert listing(out) == before  # refused before anything of the finish was removed
+
+    # One flag of TRAINING_SETTINGS after another: each one is named.
+    result = run_experiment('c9335bce', *TINY_RUN, '--epoch', '3', '--seed', '1',
+                            '--lr-decay-factor', '0.5', '--resume', '--out', str(out))
+    one_line_error(result, '--lr-decay-factor 0.1 (now 0.5), --seed 0 (now 1)')
+
+    result = run_experiment('c9335bce', *TINY_RUN, '--epoch', '3', '--lr', '1e-4',
+                            '--resume', '--force', '--out', str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'continuing the run with other settings' in result.stdout
+    hyper = read_json(out / 'summary.json')['hyperparameters']
+    assert hyper['lr'] == 1e-4
+    assert hyper['changed_on_resume'] == [{'iteration': 4, 'lr': [1e-5, 1e-4]}]
+    page = (out / 'index.html').read_text()
+    assert 'settings changed on --resume' in page and 'at iteration 4: --lr 1e-05 to 0.0001' in page
+
+    # The change stays in the run: continued again with its new settings, nothing is refused
+    # and the record keeps what changed when.
+    result = run_experiment('c9335bce', *TINY_RUN, '--epoch', '4', '--lr', '1e-4',
+                            '--resume', '--out', str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    hyper = read_json(out / 'summary.json')['hyperparameters']
+    assert hyper['changed_on_resume'] == [{'iteration': 4, 'lr': [1e-5, 1e-4]}]
+
+
+def test_a_snapshot_from_before_settings_were_kept_resumes(c9335bce_run, tmp_path):
+    out = tmp_path / 'older'
+    out.mkdir()
+    snapshot = ext.snapshots(str(c9335bce_run))[-1]
+    content = {key: value for key, value in numpy.load(snapshot).items()
+               if key not in ('extensions/run/settings', 'extensions/run/changes')}
+    with open(str(out / os.path.basename(snapshot)), 'wb') as stream:
+        numpy.savez(stream, **content)
+    result = run_experiment('c9335bce', *TINY_RUN, '--epoch', '3', '--lr', '1e-4',
+                            '--resume', '--out', str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'changed_on_resume' not in read_json(out / 'summary.json')['hyperparameters']
+
+
 # -- snapshot states that no run writes --------------------------------------------------------
 
 @pytest.fixture(scope='module')
@@ -341,6 +390,9 @@ MALFORMED_STATES = {
     'elapsed time NaN': ('_snapshot_elapsed_time', float('nan'), 'elapsed_time is nan'),
     'stop trigger NaN': ('stop_trigger/previous_epoch_detail', float('nan'),
                          'stop_trigger/previous_epoch_detail'),
+    'settings not JSON': ('extensions/run/settings', '{"lr": ', 'extensions/run/settings'),
+    'settings a list': ('extensions/run/settings', '[1e-05]', 'extensions/run/settings'),
+    'changes an object': ('extensions/run/changes', '{}', 'extensions/run/changes'),
 }
 
 
