@@ -17,7 +17,7 @@ import numpy
 import common  # noqa: F401
 import chainer
 
-from common import audio, dataset, env, gpu_memory, protocol
+from common import audio, dataset, env, gpu_memory, protocol, runs
 
 
 #: A snapshot of bc7db4a2 is 816 MB (the model and RMSprop's state, 408 MB each): one every 5
@@ -264,11 +264,32 @@ def get_device(gpu):
     return device
 
 
+def check_experiment_id(experiment_id, train_py):
+    """UsageError unless ``experiment_id`` (a train.py's EXPERIMENT) is the name of the folder
+    that holds ``train_py``: the id names the results folder, goes into every snapshot and
+    summary.json, and is how the tools find the run's net.py (``<id>/net.py:Net``).  A folder
+    copied to start the next experiment still says the old id until its EXPERIMENT is edited;
+    it would train the new net.py into the old experiment's results, as the old one's."""
+    folder = os.path.basename(os.path.dirname(os.path.abspath(train_py)))
+    if not runs.EXPERIMENT_ID.fullmatch(folder):
+        raise UsageError('{}: the folder name {!r} is not an experiment id (letters, digits, '
+                         '_ . -): rename the folder'.format(train_py, folder))
+    if experiment_id != folder:
+        raise UsageError("{}: EXPERIMENT = {!r}, but the experiment's folder is {}: an "
+                         "experiment's id is its folder's name (its results folder, snapshots "
+                         "and the tools' way to its net.py); set EXPERIMENT = {!r}".format(
+                             train_py, experiment_id, folder, folder))
+
+
 def exit_status(main, argv=None):
-    """Run ``main(argv)``; a bad input becomes one line on stderr and exit status 2."""
+    """Run ``main(argv)`` of an experiment's train.py (after :func:`check_experiment_id` of its
+    EXPERIMENT); a bad input becomes one line on stderr and exit status 2."""
     from common import distributed
     prog = os.path.basename(sys.argv[0])
+    module = sys.modules.get(main.__module__)
     try:
+        if getattr(module, '__file__', None) and hasattr(module, 'EXPERIMENT'):
+            check_experiment_id(module.EXPERIMENT, os.path.relpath(module.__file__))
         with sigterm_as_interrupt():
             main(argv)
     except ONE_LINE_ERRORS as e:

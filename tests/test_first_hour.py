@@ -144,6 +144,15 @@ def test_a_copied_readme_is_announced_as_a_warning_at_training_start_and_on_the_
     repository = copy_repository(tmp_path / 'repository')
     shutil.copytree(repository / 'c9335bce', repository / 'e1')  # cp -r c9335bce e1
     train = repository / 'e1' / 'train.py'
+    # Its EXPERIMENT still says c9335bce: it would train e1/net.py as c9335bce, into
+    # results/c9335bce, and the tools would load the model into c9335bce/net.py.
+    before = sorted(os.listdir(repository / 'results'))
+    unedited = subprocess.run([sys.executable, 'e1/train.py', *TINY_RUN], capture_output=True,
+                              text=True, timeout=600, cwd=repository)
+    line = one_line(unedited)
+    assert "e1/train.py: EXPERIMENT = 'c9335bce', but the experiment's folder is e1" in line
+    assert "set EXPERIMENT = 'e1'" in line
+    assert sorted(os.listdir(repository / 'results')) == before
     train.write_text(train.read_text().replace("EXPERIMENT = 'c9335bce'", "EXPERIMENT = 'e1'"))
     out = repository / 'results' / 'e1'
     result = subprocess.run([sys.executable, 'e1/train.py', *TINY_RUN, '--snapshots-kept', '0',
