@@ -23,7 +23,6 @@ defaults to its train.py's (the record's).  The last line reads ``peak <N> MiB``
 in use of the two iterations.
 """
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -59,31 +58,17 @@ def parse_args(argv=None):
     return args
 
 
-def load_module(name, path, folder):
-    """An experiment's module by path (its own folder first on sys.path, for ``from net import``)."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, folder)
-    sys.modules.pop('net', None)
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(folder)
-        sys.modules.pop('net', None)
-    return module
-
-
 def experiment_modules(experiment):
     folder = experiment if os.path.isdir(experiment) else os.path.join(REPOSITORY, experiment)
     folder = os.path.abspath(folder)
-    name = os.path.basename(folder)
     paths = {part: os.path.join(folder, part + '.py') for part in ('net', 'train')}
     for path in paths.values():
         if not os.path.isfile(path):
             sys.exit('gpu_memory.py: error: {}: no such file (EXPERIMENT is an experiment '
                      'folder)'.format(path))
-    return (load_module(name + '_net', paths['net'], folder).Net,
-            load_module(name + '_train', paths['train'], folder))
+    from common import runs
+    return (runs.import_experiment_file(folder, 'net').Net,
+            runs.import_experiment_file(folder, 'train'))
 
 
 def mib(n):

@@ -37,14 +37,23 @@ _FORCE = {'chunk': None, 'side': None}
 
 
 @contextlib.contextmanager
-def forced(chunk=None, side=None):
-    """Force the samples per chunk and the side ('x' or 'y', where 'y' applies); for tests."""
-    previous = dict(_FORCE)
-    _FORCE.update(chunk=chunk, side=side)
+def override(store, **values):
+    """Set entries of ``store`` (a module's ``_FORCE``) for the block, then restore them: how
+    tests reach every code path of a convolution module on small shapes."""
+    unknown = set(values) - set(store)
+    if unknown:
+        raise TypeError('nothing to force named {}'.format(', '.join(sorted(unknown))))
+    previous = dict(store)
+    store.update(values)
     try:
         yield
     finally:
-        _FORCE.update(previous)
+        store.update(previous)
+
+
+def forced(chunk=None, side=None):
+    """Force the samples per chunk and the side ('x' or 'y', where 'y' applies); for tests."""
+    return override(_FORCE, chunk=chunk, side=side)
 
 
 def _chunks(n, sample_bytes):
@@ -77,7 +86,8 @@ def _y_side(g, c, o, h, w, ho, wo):
     return o * hp * wp < c * ho * wo
 
 
-def _check_out_size(ho, wo):
+def check_out_size(ho, wo):
+    """ValueError for a convolution whose output would have no position."""
     if ho < 1 or wo < 1:
         raise ValueError('convolution output would be empty ({} x {})'.format(ho, wo))
 
@@ -131,7 +141,7 @@ def conv_forward(x, W, b, geometry):
     n, c, h, w = x.shape
     o = W.shape[0]
     ho, wo = g.out_size(h, w)
-    _check_out_size(ho, wo)
+    check_out_size(ho, wo)
     hp, wp = _padded_sizes(g, h, w)
     size = x.dtype.itemsize
     y = xp.empty((n, o, ho, wo), dtype=x.dtype)

@@ -41,7 +41,6 @@ groups, a channels-last layout, iDeep, dtypes other than float32/float64, or
 ``chainer.config.use_fast_convolution`` set to False (on CPU and GPU alike).
 """
 import collections
-import contextlib
 
 import numpy
 from numpy.lib.stride_tricks import as_strided
@@ -69,15 +68,9 @@ DTYPES = (numpy.float32, numpy.float64)
 _FORCE = {'layout': None, 'side': None}
 
 
-@contextlib.contextmanager
 def forced(layout=None, side=None):
     """Force layout ('sample' or 'rows') and side ('x' or 'y', where applicable); for tests."""
-    previous = dict(_FORCE)
-    _FORCE.update(layout=layout, side=side)
-    try:
-        yield
-    finally:
-        _FORCE.update(previous)
+    return bounded_convolution.override(_FORCE, layout=layout, side=side)
 
 
 def _pair(value):
@@ -138,11 +131,6 @@ def _y_side(geometry, in_channels, out_channels, layout):
     if _FORCE['side']:
         return _FORCE['side'] == 'y'
     return out_channels < in_channels
-
-
-def _check_out_size(ho, wo):
-    if ho < 1 or wo < 1:
-        raise ValueError('convolution output would be empty ({} x {})'.format(ho, wo))
 
 
 def _pad(x, g):
@@ -237,7 +225,7 @@ def conv_forward(x, W, b, geometry):
     n, c, h, w = x.shape
     o = W.shape[0]
     ho, wo = g.out_size(h, w)
-    _check_out_size(ho, wo)
+    bounded_convolution.check_out_size(ho, wo)
     p = ho * wo
     k = c * g.kh * g.kw
     layout = _layout(p)

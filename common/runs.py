@@ -20,6 +20,7 @@ import json
 import numbers
 import os
 import re
+import sys
 
 import common  # noqa: F401
 
@@ -215,6 +216,24 @@ def parse_net(spec):
     return match.group('experiment'), match.group('name')
 
 
+def import_experiment_file(folder, name='net'):
+    """``<folder>/<name>.py`` of an experiment folder (scripts, not a package) as a module named
+    ``<folder name>_<name>``, with the folder first on sys.path while it runs, as when train.py
+    runs as a script: its ``from net import Net`` finds the net of its own folder."""
+    folder = os.path.abspath(folder)
+    spec = importlib.util.spec_from_file_location(
+        '{}_{}'.format(os.path.basename(folder), name), os.path.join(folder, name + '.py'))
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, folder)
+    sys.modules.pop('net', None)  # another experiment's net.py, imported before
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(folder)
+        sys.modules.pop('net', None)
+    return module
+
+
 def net_class(spec):
     """The AutoEncoder class named by ``experiment/net.py:Class``: only an experiment folder of
     this repository (:func:`experiment_folder`) is imported, and only after every check."""
@@ -223,17 +242,14 @@ def net_class(spec):
         folder = experiment_folder(experiment)
     except RunError as e:
         raise RunError('net "{}": {}'.format(spec, e))
-    path = os.path.join(folder, 'net.py')
-    module_spec = importlib.util.spec_from_file_location('{}_net'.format(experiment), path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    module = import_experiment_file(folder, 'net')
     found = getattr(module, class_name, None)
     # The net's own class: not a name net.py imports (AutoEncoder itself, the base of every
     # net, has no layers).
     if not (isinstance(found, type) and issubclass(found, AutoEncoder)
             and found.__module__ == module.__name__):
         raise RunError('net "{}": {} defines no AutoEncoder class {}'.format(
-            spec, path, class_name))
+            spec, module.__file__, class_name))
     return found
 
 

@@ -1,6 +1,5 @@
 """Shared fixtures: experiment nets loaded by path (experiment folders are scripts, not packages)."""
 import contextlib
-import importlib.util
 import json
 import os
 import shutil
@@ -23,18 +22,8 @@ os.environ['PYTHONPATH'] = os.pathsep.join(
 def load_experiment_module(experiment_id, name='net'):
     """An experiment folder's net.py or train.py as a module (train.py's ``from net import
     Net`` finds the net of its own folder, as when it runs as a script)."""
-    folder = os.path.join(REPOSITORY, experiment_id)
-    spec = importlib.util.spec_from_file_location('{}_{}'.format(experiment_id, name),
-                                                  os.path.join(folder, name + '.py'))
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, folder)
-    sys.modules.pop('net', None)
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(folder)
-        sys.modules.pop('net', None)
-    return module
+    from common import runs
+    return runs.import_experiment_file(os.path.join(REPOSITORY, experiment_id), name)
 
 
 @pytest.fixture(scope='session')

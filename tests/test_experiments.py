@@ -100,8 +100,13 @@ def test_a_snapshot_resumes_with_an_extension_it_did_not_have(tmp_path):
              '--validation-excerpts', '2', '--lr', '1e-3', '--out', str(out)]
     result = run_experiment('c9335bce', *flags, '--epoch', '2')
     assert result.returncode == 0, result.stderr[-2000:]
+    # A schedule the run did not train with: --force (else refused, tests/test_results_folder).
     result = run_experiment('c9335bce', *flags, '--epoch', '3', '--lr-decay-epochs', '2',
-                            '--lr-decay-factor', '0.5', '--resume')
+                            '--lr-decay-factor', '0.5', '--resume', '--force')
     assert result.returncode == 0, result.stderr[-2000:]
     log = json.loads((out / 'log').read_text())
     assert [entry['lr'] for entry in log] == pytest.approx([1e-3, 1e-3, 5e-4])
+    changed = json.loads((out / 'summary.json').read_text())['hyperparameters'][
+        'changed_on_resume']
+    assert changed == [{'iteration': 4, 'lr_decay_epochs': [[], [2]],
+                        'lr_decay_factor': [0.1, 0.5]}]
