@@ -124,6 +124,7 @@ setup(
         # selenium: the HTML report's headless-browser test; MPI: the 2-process tests; METRICS,
         # MOS: the PESQ and DNSMOS tests (they skip where these are not installed); TensorBoard:
         # the event files are read back with it, and its server is started.
-        'test': ['pytest', 'selenium'] + MPI + METRICS + MOS + TENSORBOARD,
+        # pytest-xdist: the suite in two processes (pytest -n 2, README.md).
+        'test': ['pytest', 'pytest-xdist', 'selenium'] + MPI + METRICS + MOS + TENSORBOARD,
     },
 )

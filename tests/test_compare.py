@@ -16,6 +16,10 @@ from common import audio, compare, inference, preview, report, runs
 from common import spectrogram as sp
 from test_report import Page, words
 
+# Whole comparisons of trained runs: slow, so left out of the quick check
+# (README.md: pytest -m "not slow").
+pytestmark = pytest.mark.slow
+
 
 def run_compare(*args):
     return subprocess.run([sys.executable, '-m', 'common.compare'] + [str(a) for a in args],

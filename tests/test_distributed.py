@@ -18,6 +18,10 @@ from conftest import (REPOSITORY, TINY_RUN, global_minibatch, load_experiment_mo
 from common import objectives
 from common import extensions as ext
 
+# ChainerMN runs under mpiexec: slow, so left out of the quick check
+# (README.md: pytest -m "not slow").
+pytestmark = pytest.mark.slow
+
 MPIEXEC = shutil.which('mpiexec', path=os.path.dirname(sys.executable)) or shutil.which('mpiexec')
 THREAD_VARIABLES = ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')
 #: Two workers share a global minibatch of 2 (TINY_RUN's), one excerpt each.

@@ -12,6 +12,10 @@ import pytest
 import common  # noqa: F401
 from common import evaluate
 
+# Evaluations of trained runs: slow, so left out of the quick check
+# (README.md: pytest -m "not slow").
+pytestmark = pytest.mark.slow
+
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RENDERINGS = ('griffin_lim_input', 'autoencoder_griffin_lim', 'autoencoder_true_phase')
 MEASURES = ('mcd_db', 'lsd_db', 'spectral_convergence', 'stoi', 'estoi', 'f0_rmse_cents',

@@ -14,7 +14,13 @@ import subprocess
 import sys
 import tarfile
 
+import pytest
+
 from conftest import REPOSITORY, read_json
+
+# The device script across commands: slow, so left out of the quick check
+# (README.md: pytest -m "not slow").
+pytestmark = pytest.mark.slow
 
 TINY = '--batchsize 2 --excerpts-per-epoch 4 --validation-excerpts 2 --preview-interval 1000'
 MAX_ARCHIVE_BYTES = 16 * 2 ** 20

@@ -32,6 +32,10 @@ import pytest
 
 from conftest import REPOSITORY, copy_repository
 
+# Every README command block, in a repository copy: slow, so left out of the quick check
+# (README.md: pytest -m "not slow").
+pytestmark = pytest.mark.slow
+
 READMES = ('README.md', 'bc7db4a2/README.md', 'c9335bce/README.md')
 #: What the commands that train run with: one epoch of one minibatch of 2.
 TINY_TRAINING = {'--epoch': '1', '--batchsize': '2', '--excerpts-per-epoch': '2',

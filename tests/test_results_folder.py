@@ -22,6 +22,10 @@ from conftest import (REPOSITORY, TINY_RUN, load_experiment_module, read_json, r
 from common import cli, dataset, preview, report, results, runs
 from common import extensions as ext
 
+# Training processes interrupted, refused and resumed: slow, so left out of the quick check
+# (README.md: pytest -m "not slow").
+pytestmark = pytest.mark.slow
+
 
 def one_line_error(result, *words):
     assert result.returncode == 2, result.stderr[-3000:]
